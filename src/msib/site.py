@@ -1,0 +1,310 @@
+"""The site plan (`site.yml`): what STS puts into one state body's network.
+
+Typed and validated as strictly as the appendix: unknown keys, wrong types, overlapping circuits
+or an appliance address outside its circuit are :class:`~msib.errors.InputError` naming the file,
+the key path and what to do. :func:`json_schema` publishes the schema for editors.
+
+Example:
+    >>> plan = load_site("inventories/lab/site.yml")     # doctest: +SKIP
+    >>> [a.name for a in plan.appliances()]                # doctest: +SKIP
+    ['col-int-1', 'ids-int-1', 'fw-int-1', ...]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from msib.errors import InputError
+
+Role = Literal["collector", "ids_sensor", "firewall"]
+CircuitName = Literal["internal", "external"]
+ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
+SyslogTransport = Literal["tls", "relp+tls"]
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+ROLES: tuple[Role, ...] = ("collector", "ids_sensor", "firewall")
+CIRCUITS: tuple[CircuitName, ...] = ("internal", "external")
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+
+class _Strict(BaseModel):
+    """Base for every site-plan model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyslogEndpoint(_Strict):
+    """Where collectors relay events: the SIEM's syslog receiver."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=6514, ge=1, le=65535)
+    transport: SyslogTransport = "tls"
+    # the name the SIEM's certificate carries, when it differs from `host`
+    peer_name: str | None = None
+
+
+class SiemApi(_Strict):
+    """The SIEM's management API (registration of sources)."""
+
+    url: str = Field(pattern=r"^https://")
+    driver: str = "wazuh"
+    ca_file: str | None = None
+
+
+class Siem(_Strict):
+    syslog: SyslogEndpoint
+    api: SiemApi | None = None
+    # CA that signed the SIEM's certificates (syslog and API), relative to the site plan
+    ca_file: str | None = None
+
+
+class Appliance(_Strict):
+    """One event source STS installs: a collector, an IDS sensor or a firewall."""
+
+    name: Name
+    role: Role
+    # the management address: the only address msib ever connects to
+    address: IPAddress
+    # dual-homed appliances: the address on the circuit LAN (objects send logs to a collector's)
+    lan_address: IPAddress | None = None
+    # firewalls: the address on the uplink towards the SIEM
+    uplink_address: IPAddress | None = None
+    # ids_sensor: the interface that sees the circuit's traffic (SPAN port)
+    capture_interface: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]{1,15}$")
+    # firewall: "nftables" (Linux appliance) or a netmiko device_type (vendor device)
+    platform: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    # SSH port of the management address
+    port: int = Field(default=22, ge=1, le=65535)
+
+    @model_validator(mode="after")
+    def _role_fields(self) -> Appliance:
+        if self.role == "ids_sensor" and not self.capture_interface:
+            raise ValueError("an ids_sensor needs capture_interface (the interface on the SPAN port)")
+        if self.role != "ids_sensor" and self.capture_interface:
+            raise ValueError("capture_interface is only for role ids_sensor")
+        if self.role != "firewall" and self.platform:
+            raise ValueError("platform is only for role firewall")
+        if self.role != "firewall" and self.uplink_address:
+            raise ValueError("uplink_address is only for role firewall")
+        return self
+
+    @property
+    def effective_platform(self) -> str:
+        """The firewall platform, `nftables` unless the plan names a vendor device type."""
+        return self.platform or ("nftables" if self.role == "firewall" else "linux")
+
+    @property
+    def is_linux(self) -> bool:
+        """True when the appliance is a Linux host driven by Ansible/pyinfra (not netmiko)."""
+        return self.role != "firewall" or self.effective_platform == "nftables"
+
+    @property
+    def service_address(self) -> IPAddress:
+        """Where the circuit's objects reach this appliance (LAN address, else management)."""
+        return self.lan_address or self.address
+
+
+class Circuit(_Strict):
+    """One circuit of the Rules (internal or external LAN) and the sources STS puts in it."""
+
+    networks: list[IPNetwork] = Field(min_length=1)
+    appliances: list[Appliance] = Field(default_factory=list)
+
+    @field_validator("networks", mode="before")
+    @classmethod
+    def _strict_networks(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=True)
+                except ValueError as exc:
+                    raise ValueError(f"{item!r} is not a network address with prefix ({exc})") from exc
+        return value
+
+    def contains(self, ip: IPAddress) -> bool:
+        """True when `ip` lies in one of the circuit's networks."""
+        return any(ip.version == net.version and ip in net for net in self.networks)
+
+    def by_role(self, role: Role) -> list[Appliance]:
+        """The circuit's appliances of one role, in plan order."""
+        return [a for a in self.appliances if a.role == role]
+
+
+class Exclusion(_Strict):
+    """Out of scope by the Rules: never in an inventory, never registered, never connected to."""
+
+    network: IPNetwork | None = None
+    hostname: str | None = Field(default=None, min_length=1)
+    reason: ExclusionReason
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Exclusion:
+        if (self.network is None) == (self.hostname is None):
+            raise ValueError("an exclusion has exactly one of network or hostname")
+        return self
+
+    def matches(self, hostname: str | None, ip: IPAddress | None) -> bool:
+        """True when the object (hostname, ip) falls under this exclusion."""
+        if self.network is not None:
+            return ip is not None and ip.version == self.network.version and ip in self.network
+        assert self.hostname is not None
+        if not hostname:
+            return False
+        pattern = self.hostname.lower()
+        name = hostname.lower()
+        short = name.split(".", 1)[0]
+        return fnmatch.fnmatchcase(name, pattern) or fnmatch.fnmatchcase(short, pattern)
+
+
+class Management(_Strict):
+    """How msib reaches the appliances."""
+
+    # apt proxy the appliances use (a closed circuit has no other way to updates)
+    package_proxy: str | None = Field(default=None, pattern=r"^https?://")
+    # user msib logs in as; not root means privilege escalation with sudo
+    ssh_user: str = Field(default="msib", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    # where msib connects from: the management path every firewall keeps open first
+    controllers: list[IPNetwork] = Field(default_factory=list)
+    # known_hosts of the site (relative to the site plan); first contact is an explicit step
+    known_hosts: str | None = None
+
+
+class SitePlan(_Strict):
+    """One state body's site plan."""
+
+    state_body: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list)
+    code: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
+    siem: Siem
+    circuits: dict[CircuitName, Circuit] = Field(min_length=1)
+    excluded: list[Exclusion] = Field(default_factory=list)
+    management: Management = Field(default_factory=Management)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SitePlan:
+        seen: dict[str, str] = {}
+        for cname, circuit in self.circuits.items():
+            for i, app in enumerate(circuit.appliances):
+                where = f"circuits.{cname}.appliances[{i}]"
+                if app.name in seen:
+                    raise ValueError(f"{where}: appliance name {app.name!r} is used twice (also {seen[app.name]})")
+                seen[app.name] = where
+                if not circuit.contains(app.address):
+                    raise ValueError(
+                        f"{where}.address: {app.address} is outside the circuit's networks "
+                        f"{', '.join(map(str, circuit.networks))}"
+                    )
+                if app.lan_address is not None and not circuit.contains(app.lan_address):
+                    raise ValueError(f"{where}.lan_address: {app.lan_address} is outside the circuit's networks")
+        names = list(self.circuits)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                for na in self.circuits[a].networks:
+                    for nb in self.circuits[b].networks:
+                        if na.version == nb.version and na.overlaps(nb):
+                            raise ValueError(f"circuits.{a}.networks {na} overlaps circuits.{b}.networks {nb}")
+        return self
+
+    def appliances(self) -> Iterator[tuple[CircuitName, Appliance]]:
+        """Every appliance with its circuit, in plan order."""
+        for cname, circuit in self.circuits.items():
+            for app in circuit.appliances:
+                yield cname, app
+
+    def appliance(self, name: str) -> tuple[CircuitName, Appliance]:
+        """The appliance called `name` with its circuit; KeyError if there is none."""
+        for cname, app in self.appliances():
+            if app.name == name:
+                return cname, app
+        raise KeyError(name)
+
+    def names_state_body(self, name: str) -> bool:
+        """True when `name` is the plan's SB name or one of its aliases (case and spaces folded)."""
+        wanted = _fold(name)
+        return any(_fold(n) == wanted for n in [self.state_body, *self.aliases])
+
+    def exclusion_for(self, hostname: str | None, ip: IPAddress | None) -> Exclusion | None:
+        """The first exclusion the object falls under, or None."""
+        return next((e for e in self.excluded if e.matches(hostname, ip)), None)
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.replace("\u00a0", " ").split()).casefold()
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+_FIXES = {
+    "extra_forbidden": "remove the key or check its spelling against the schema",
+    "missing": "add the key",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def parse_site(data: Any, file: str) -> SitePlan:
+    """Validate parsed YAML as a site plan.
+
+    Raises:
+        InputError: naming `file`, the key path and what to do.
+    """
+    if not isinstance(data, dict):
+        raise InputError(file, "a site plan is a YAML mapping (state_body, code, siem, circuits, ...)")
+    try:
+        return SitePlan.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise InputError(
+            file, msg + more, where=_key_path(loc), fix=_FIXES.get(err["type"], "correct the value")
+        ) from None
+
+
+def load_site(path: str | Path) -> SitePlan:
+    """Read and validate a site plan file.
+
+    Raises:
+        InputError: the file is unreadable, not YAML, or not a valid site plan.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read the site plan: {exc.strerror}", fix="check the path") from None
+    except UnicodeDecodeError:
+        raise InputError(str(path), "the site plan is not UTF-8 text", fix="save it as UTF-8") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        raise InputError(str(path), "not valid YAML", where=where, fix="fix the YAML syntax") from None
+    return parse_site(data, str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """The published JSON Schema of the site plan (for editors and CI linting)."""
+    schema = SitePlan.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "msib site plan"
+    return schema
