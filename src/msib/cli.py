@@ -92,6 +92,17 @@ def lab_down(site: LabPlanOpt = DEFAULT_LAB_SITE, lab_dir: LabDirOpt = None) -> 
     console.print("[green]lab down[/]: nothing of the lab remains")
 
 
+@lab_app.command("reset")
+def lab_reset(
+    names: Annotated[list[str] | None, typer.Argument(help="Hosts to reset (default: all).")] = None,
+    site: LabPlanOpt = DEFAULT_LAB_SITE,
+    lab_dir: LabDirOpt = None,
+) -> None:
+    """Give lab hosts a fresh root filesystem (as newly installed) and boot them again."""
+    lab = _lab(site, lab_dir)
+    lab.reset(names or [], progress=console)
+
+
 @lab_app.command("status")
 def lab_status(
     site: LabPlanOpt = DEFAULT_LAB_SITE,
