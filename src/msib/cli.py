@@ -123,6 +123,23 @@ def lab_status(
     out.print(table)
 
 
+@lab_app.command("check")
+def lab_check(site: LabPlanOpt = DEFAULT_LAB_SITE, lab_dir: LabDirOpt = None) -> None:
+    """Connect to every lab host over SSH (strict host keys) and ask systemd how it is."""
+    lab = _lab(site, lab_dir)
+    states = lab.check()
+    from rich.table import Table
+
+    table = Table("host", "systemd")
+    for name, state in states.items():
+        table.add_row(name, state if state == "running" else f"[red]{state}[/]")
+    out.print(table)
+    bad = [n for n, s in states.items() if s != "running"]
+    if bad:
+        console.print(f"[red]not running:[/] {', '.join(bad)}")
+        raise typer.Exit(1)
+
+
 @lab_app.command("ssh", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def lab_ssh(
     ctx: typer.Context,

@@ -560,7 +560,7 @@ class Lab:
             "# lab host: one pinned host key, keys only\n"
             "HostKey /etc/ssh/ssh_host_ed25519_key\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
-        if self.plan.management.package_proxy or not h.console_only:
+        if not h.console_only:  # objects are SB workstations: no management path, no proxy
             proxy = self.plan.management.package_proxy or self.proxy_url
             (etc / "apt" / "apt.conf.d" / "01msib-proxy").write_text(
                 f'// the lab\'s package proxy, as a closed circuit has\nAcquire::http::Proxy "{proxy}";\n')
@@ -843,6 +843,20 @@ class Lab:
             "controller_address": self.controller_address,
         }
 
+    def check(self) -> dict[str, str]:
+        """Each host's `systemctl is-system-running`, asked over SSH with strict host keys."""
+
+        def ask(h: LabHost) -> str:
+            try:
+                proc = subprocess.run(self.ssh_argv(h.name, ["systemctl", "is-system-running"]),
+                                      capture_output=True, text=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                return "timeout"
+            return proc.stdout.strip() or (proc.stderr.strip().splitlines() or ["unreachable"])[-1]
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
+            return dict(zip([h.name for h in self.hosts], pool.map(ask, self.hosts), strict=True))
+
     def leftovers(self) -> list[str]:
         """Everything of this lab still present on the machine (empty after `down`)."""
         found: list[str] = []
@@ -861,3 +875,40 @@ class Lab:
         if _read_pid(self.state_dir / "proxy" / "pid"):
             found.append("process apt-cacher-ng")
         return found
+
+
+def write_synthetic_lab(directory: Path, *, name: str, collectors: int, octet: int = 200,
+                        proxy_port: int = 3143) -> Path:
+    """Write a small site plan + lab.yml of `collectors` collectors, one object host and a SIEM.
+
+    For tests and benchmarks that need a lab of their own beside the shared one: it lives in
+    198.19.<octet>.0/21 (the shared lab keeps below 198.19.128.0), under its own `name` and proxy
+    port, so both can be up at once. The lab has `collectors + 2` hosts. Returns the site.yml path.
+    """
+    if not 128 <= octet <= 248 or octet % 8:
+        raise ValueError("octet must be a multiple of 8 in 128..248")
+    if not 1 <= collectors <= 200:
+        raise ValueError("collectors must be 1..200")
+    p = f"198.19.{octet}"
+    lan, mgmt, ctl, up = f"198.19.{octet}", f"198.19.{octet + 1}", f"198.19.{octet + 2}", f"198.19.{octet + 3}"
+    site = {
+        "state_body": f"Synthetic lab {name}", "code": name,
+        "siem": {"syslog": {"host": f"{up}.10", "port": 6514, "transport": "tls"}},
+        "circuits": {"internal": {
+            "networks": [f"{p}.0/23"],
+            "appliances": [{"name": f"col-{i + 1}", "role": "collector", "address": f"{mgmt}.{10 + i}",
+                            "lan_address": f"{lan}.{10 + i}"} for i in range(collectors)],
+        }},
+        "management": {"ssh_user": "msib", "controllers": [f"{ctl}.1/32"],
+                       "package_proxy": f"http://{ctl}.1:{proxy_port}"},
+    }
+    lab = {
+        "name": name, "controller": f"{ctl}.1/24", "proxy_port": proxy_port, "uplink": f"{up}.0/24",
+        "siem": {"name": "siem", "management_address": f"{ctl}.10", "address": f"{up}.10"},
+        "lans": {"internal": f"{lan}.0/24"},
+        "objects": [{"name": "obj-1", "circuit": "internal", "address": f"{lan}.200"}],
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "site.yml").write_text(yaml.safe_dump(site, allow_unicode=True, sort_keys=False))
+    (directory / "lab.yml").write_text(yaml.safe_dump(lab, sort_keys=False))
+    return directory / "site.yml"
