@@ -141,7 +141,7 @@ def test_unknown_host_is_refused(lab: Lab, tmp_path: Path) -> None:
 def test_apt_install_works_through_the_lab_proxy(lab: Lab) -> None:
     log = lab.state_dir / "proxy" / "log" / "apt-cacher.log"
     before = log.read_text() if log.exists() else ""
-    proc = ssh(lab, "siem", "sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive "
+    proc = ssh(lab, "siem", "sudo apt-get clean && sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive "
                "apt-get install -y -q --reinstall hostname && dpkg-query -W -f='${Status}' hostname")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("install ok installed")
