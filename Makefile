@@ -16,7 +16,7 @@ test: setup
 	$(VENV)/python -m pytest -p no:cacheprovider
 
 lint: setup
-	$(VENV)/ruff check src tests deploy bench checks
+	$(VENV)/ruff check .
 	$(VENV)/mypy
 	$(VENV)/ansible-lint --profile production playbooks roles
 
