@@ -1,0 +1,1 @@
+"""Engine runners for `msib deploy` (pyinfra and Ansible) and the checks they share."""
