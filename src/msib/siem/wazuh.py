@@ -215,7 +215,7 @@ class WazuhDriver(SiemDriver):
                 raise SiemError(f"the SIEM at {self.url} sent no token in its login answer")
             claims = unverified_claims(token)
             lifetime = 900.0
-            exp, nbf = claims.get("exp"), claims.get("nbf", claims.get("iat"))
+            exp, nbf = claims.get("exp"), claims.get("iat", claims.get("nbf"))
             if isinstance(exp, int | float) and isinstance(nbf, int | float) and exp > nbf:
                 lifetime = float(exp - nbf)
             margin = min(10.0, lifetime * 0.1) if self.proactive_refresh else -1e9

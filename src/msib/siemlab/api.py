@@ -382,7 +382,7 @@ class SiemLab:
             raise ApiError(401, "Invalid credentials")
         now = self.clock()
         token = jwt.encode({
-            "iss": "wazuh", "aud": "Wazuh API REST", "nbf": int(now) - 1,
+            "iss": "wazuh", "aud": "Wazuh API REST", "nbf": int(now), "iat": round(now, 3),
             "exp": round(now + self.config.token_ttl, 3), "sub": user.name, "run_as": False,
             "rbac_roles": [1 if user.role == "administrator" else 2], "rbac_mode": "white",
         }, self.jwt_key)

@@ -1,0 +1,235 @@
+"""Helpers for the SIEM tests: a real lab SIEM API server (subprocess, real HTTPS, fresh CA) and
+hand-written inventory directories (hosts.yml + objects.json per docs/inventory-contract.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from msib.pki import LabCA
+from msib.secrets import Secret
+from msib.siem.credentials import Credentials
+from msib.siem.wazuh import RetryPolicy, WazuhDriver
+from msib.siemlab.users import write_users_file
+
+USER, PASSWORD = "msib-sync", "s3cret-Lab-pw"
+READONLY_USER, READONLY_PASSWORD = "auditor", "read-0nly-pw"
+
+
+@dataclass
+class LabSiem:
+    """One running lab SIEM API server."""
+
+    root: Path
+    ca: LabCA
+    args: list[str]
+    proc: subprocess.Popen[str] | None = None
+    port: int = 0
+    stderr: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.ca.cert_path
+
+    def start(self) -> None:
+        port = ["--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "msib.siemlab.api", *self.args, *port],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = _readline(self.proc, 20.0)
+        m = re.search(r"listening on https://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"lab SIEM did not start: {line!r} {err}")
+        self.port = int(m.group(1))
+        assert self.proc.stderr is not None
+        threading.Thread(target=_drain, args=(self.proc.stderr, self.stderr), daemon=True).start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def http(self, **kw: Any) -> httpx.Client:
+        """A plain HTTPS client verifying the lab CA (for pinning the API itself)."""
+        return httpx.Client(base_url=self.url, verify=_ctx(self.ca_file), timeout=10, **kw)
+
+    def token(self, user: str = USER, password: str = PASSWORD) -> str:
+        with self.http() as c:
+            r = c.post("/security/user/authenticate", auth=(user, password))
+            r.raise_for_status()
+            return str(r.json()["data"]["token"])
+
+    def stats(self) -> dict[str, Any]:
+        with self.http() as c:
+            r = c.get("/msib-lab/stats")
+            r.raise_for_status()
+            data: dict[str, Any] = r.json()
+            return data
+
+    def writes(self) -> int:
+        return int(self.stats()["requests"]["write"])
+
+    def driver(self, **kw: Any) -> WazuhDriver:
+        kw.setdefault("ca_file", self.ca_file)
+        kw.setdefault("retry", RetryPolicy(attempts=12, base=0.25, cap=2.0))
+        return WazuhDriver(self.url, Credentials(USER, Secret(PASSWORD)), **kw)
+
+    def agents(self, search: str | None = None) -> list[dict[str, Any]]:
+        """Every agent the SIEM lists (manager included), through the API itself."""
+        params: dict[str, Any] = {"limit": 100000}
+        if search:
+            params["search"] = search
+        with self.http() as c:
+            r = c.get("/agents", params=params, headers={"Authorization": f"Bearer {self.token()}"})
+            r.raise_for_status()
+            items: list[dict[str, Any]] = r.json()["data"]["affected_items"]
+            return items
+
+    def list_text(self, name: str) -> str | None:
+        with self.http() as c:
+            r = c.get(f"/lists/files/{name}", params={"raw": "true"},
+                      headers={"Authorization": f"Bearer {self.token()}"})
+            if r.status_code == 404:
+                return None
+            r.raise_for_status()
+            return r.text
+
+
+def _ctx(ca: Path) -> Any:
+    import ssl
+
+    return ssl.create_default_context(cafile=str(ca))
+
+
+def _readline(proc: subprocess.Popen[str], timeout: float) -> str:
+    box: list[str] = []
+    assert proc.stdout is not None
+    t = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    t.start()
+    t.join(timeout)
+    return box[0] if box else ""
+
+
+def _drain(stream: Any, sink: list[str]) -> None:
+    for line in stream:
+        sink.append(line)
+
+
+def start_lab_siem(
+    root: Path,
+    *,
+    token_ttl: float = 900,
+    max_rpm: int = 100_000,
+    window: float = 60.0,
+    max_upload: int | None = None,
+    client_ca: Path | None = None,
+) -> LabSiem:
+    """Start a lab SIEM on 127.0.0.1 with a fresh CA under `root` (certificate for 127.0.0.1)."""
+    root.mkdir(parents=True, exist_ok=True)
+    ca = LabCA.ensure(root / "pki")
+    server = ca.server_cert("siem", dns_names=["siem.lab.msib", "localhost"], ip_addresses=["127.0.0.1"])
+    users = root / "users.json"
+    write_users_file(users, {USER: (PASSWORD, "administrator"), READONLY_USER: (READONLY_PASSWORD, "readonly")},
+                     iterations=1000)
+    args = ["--listen", "127.0.0.1", "--state", str(root / "state"), "--cert", str(server.cert),
+            "--key", str(server.key), "--users-file", str(users), "--token-ttl", str(token_ttl),
+            "--max-requests-per-minute", str(max_rpm), "--rate-window", str(window), "--quiet"]
+    if max_upload is not None:
+        args += ["--max-upload-size", str(max_upload)]
+    if client_ca is not None:
+        args += ["--client-ca", str(client_ca)]
+    siem = LabSiem(root, ca, args)
+    siem.start()
+    return siem
+
+
+# --- inventories ------------------------------------------------------------------------------------
+
+ROLE_BY_PREFIX = {"col": "collector", "ids": "ids_sensor", "fw": "firewall", "net": "netdev"}
+
+
+def appliance(name: str, address: str) -> tuple[str, str, str]:
+    """(name, group, address); the group follows the name's prefix (col/ids/fw/net)."""
+    return name, ROLE_BY_PREFIX[name.split("-")[0]], address
+
+
+def obj(ip: str, hostname: str, circuit: str = "internal", os_family: str = "windows") -> dict[str, Any]:
+    """One objects.json entry with the fields the contract names."""
+    return {"sb": "test", "department": "IT", "location": "HQ", "responsible": "admin", "hostname": hostname,
+            "ip": ip, "os": "Windows 10", "os_family": os_family, "os_eol": False, "circuit": circuit,
+            "source": {"file": "appendix.xlsx", "sheet": "Лист1", "row": 5}}
+
+
+def write_inventory(
+    directory: Path,
+    code: str,
+    appliances: Sequence[tuple[str, str, str]],
+    objects: Iterable[dict[str, Any]],
+    *,
+    url: str | None = None,
+    ca_file: str | None = None,
+) -> Path:
+    """Write hosts.yml and objects.json as `msib inventory build` does (docs/inventory-contract.md)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    groups: dict[str, Any] = {g: {"hosts": {}} for g in ("collector", "ids_sensor", "firewall", "netdev")}
+    circuit_hosts: dict[str, Any] = {}
+    for name, group, address in appliances:
+        role = "firewall" if group == "netdev" else group
+        groups[group]["hosts"][name] = {
+            "ansible_host": address, "msib_circuit": "internal",
+            "msib_appliance": {"name": name, "role": role, "address": address, "lan_address": None,
+                               "uplink_address": None, "capture_interface": "eth1" if role == "ids_sensor" else None,
+                               "platform": "cisco_ios" if group == "netdev" else None, "port": 22},
+        }
+        circuit_hosts[name] = {}
+    api: dict[str, Any] = {"driver": "wazuh"}
+    if url:
+        api["url"] = url
+    if ca_file:
+        api["ca_file"] = ca_file
+    hosts = {"all": {
+        "vars": {"msib_sb_code": code, "msib_state_body": "Test SB",
+                 "msib_siem": {"syslog": {"host": "127.0.0.1", "port": 6514, "transport": "tls"}, "api": api},
+                 "ansible_user": "msib"},
+        "children": {code: {"children": {"collector": {}, "ids_sensor": {}, "firewall": {}}},
+                     **groups, "circuit_internal": {"hosts": circuit_hosts}},
+    }}
+    (directory / "hosts.yml").write_text(yaml.safe_dump(hosts, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    (directory / "objects.json").write_text(json.dumps(list(objects), ensure_ascii=False, indent=1), encoding="utf-8")
+    return directory
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `msib ARGS` as a user would, with the lab SIEM credentials in the environment."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MSIB_SIEM_")}
+    full_env.update({"MSIB_SIEM_USER": USER, "MSIB_SIEM_PASSWORD": PASSWORD})
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-c", "from msib.cli import main; main()", *args],
+                          capture_output=True, text=True, env=full_env, timeout=timeout)
