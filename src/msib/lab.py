@@ -603,6 +603,11 @@ class Lab:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, preexec_fn=enter_cgroup)
         (d / "supervisor.pid").write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + 10
+        while not self._running(h):  # the supervisor writes nspawn's PID as it starts it
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise LabError(f"lab host {h.name} did not start: see {d / 'console.log'}")
+            time.sleep(0.01)
 
     def _wait_ssh(self, h: LabHost, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -688,6 +693,14 @@ class Lab:
             "    StrictHostKeyChecking yes\n    BatchMode yes\n    ConnectTimeout 10\n"
             "    ServerAliveInterval 15\n    LogLevel ERROR\n")
 
+    def _provision_siem(self, rep: Reporter) -> None:
+        from msib.siemlab.host import provision
+
+        t0 = time.monotonic()
+        ep = provision(self)
+        rep.print(f"  {self.spec.siem.name}: lab SIEM receiver (TLS 6514, RELP 2514) and API {ep.api_url} "
+                  f"up in {time.monotonic() - t0:.1f}s")
+
     def _write_inventory(self) -> None:
         try:
             from msib import inventory  # type: ignore[attr-defined,unused-ignore]
@@ -748,6 +761,7 @@ class Lab:
                 for fut in concurrent.futures.as_completed(futures):
                     fut.result()
                     rep.print(f"  {futures[fut].name}: up")
+            self._provision_siem(rep)
             self._write_inventory()
             (self.state_dir / "up").write_text(json.dumps({"since": time.time()}))
         except BaseException:
@@ -793,6 +807,8 @@ class Lab:
             for h, fut in [(h, pool.submit(self._wait_ssh, h, deadline)) for h in hosts]:
                 fut.result()
                 rep.print(f"  {h.name}: reset and up")
+        if any(h.role == "siem" for h in hosts):
+            self._provision_siem(rep)
 
     def is_up(self) -> bool:
         return (self.state_dir / "up").exists() and all(self._running(h) for h in self.hosts)
