@@ -21,7 +21,7 @@ import socket, ssl, sys
 ctx = ssl.create_default_context(cafile=sys.argv[1])
 with socket.create_connection((sys.argv[2], 6514), timeout=10) as raw:
     with ctx.wrap_socket(raw, server_hostname=sys.argv[3]) as s:
-        m = ("<13>1 2026-11-25T10:00:00Z obj-int-1 msibtest - - - " + sys.argv[4]).encode()
+        m = ("<13>1 2026-11-25T10:00:00Z msib-siem-test msibtest - - - " + sys.argv[4]).encode()
         s.sendall(str(len(m)).encode() + b" " + m)
 """
 
@@ -31,21 +31,21 @@ def _creds(lab: Lab) -> tuple[str, str]:
     return env["MSIB_SIEM_USER"], env["MSIB_SIEM_PASSWORD"]
 
 
-def _send_from_object(lab: Lab, peer_name: str, text: str) -> subprocess.CompletedProcess[str]:
-    """Send one RFC 5425 message from obj-int-1 to the SIEM, verifying its certificate as `peer_name`."""
+def _send_from_collector(lab: Lab, peer_name: str, text: str) -> subprocess.CompletedProcess[str]:
+    """Send one message from col-int-1 to the SIEM over TLS (RFC 5425), checking its name as `peer_name`."""
     ca = endpoints(lab).ca_file
-    subprocess.run(["scp", "-q", "-F", str(lab.ssh_config), str(ca), "obj-int-1:/tmp/msib-ca.pem"], check=True)
+    subprocess.run(["scp", "-q", "-F", str(lab.ssh_config), str(ca), "col-int-1:/tmp/msib-ca.pem"], check=True)
     argv = ["python3", "-c", f"'{SEND_TLS}'", "/tmp/msib-ca.pem", str(lab.spec.siem.address), peer_name, text]
-    return subprocess.run(lab.ssh_argv("obj-int-1", argv), capture_output=True, text=True, timeout=60)
+    return subprocess.run(lab.ssh_argv("col-int-1", argv), capture_output=True, text=True, timeout=60)
 
 
-def test_object_event_over_tls_lands_in_the_siem_per_source_file(lab: Lab) -> None:
+def test_event_over_tls_lands_in_the_siem_per_source_file(lab: Lab) -> None:
     tag = f"canary-{secrets.token_hex(6)}"
-    sent = _send_from_object(lab, lab.plan.siem.syslog.peer_name or "", tag)
+    sent = _send_from_collector(lab, lab.plan.siem.syslog.peer_name or "", tag)
     assert sent.returncode == 0, sent.stderr
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        got = subprocess.run(lab.ssh_argv("siem", ["sudo", "grep", "-c", tag, f"{EVENTS_DIR}/obj-int-1.log"]),
+        got = subprocess.run(lab.ssh_argv("siem", ["sudo", "grep", "-c", tag, f"{EVENTS_DIR}/msib-siem-test.log"]),
                              capture_output=True, text=True)
         if got.stdout.strip() == "1":
             break
@@ -54,7 +54,7 @@ def test_object_event_over_tls_lands_in_the_siem_per_source_file(lab: Lab) -> No
 
 
 def test_siem_tls_refuses_a_client_that_expects_another_name(lab: Lab) -> None:
-    peer_check = _send_from_object(lab, "not-the-siem.example", "x")
+    peer_check = _send_from_collector(lab, "not-the-siem.example", "x")
     assert peer_check.returncode != 0
     assert "CERTIFICATE_VERIFY_FAILED" in peer_check.stderr or "match" in peer_check.stderr
 
