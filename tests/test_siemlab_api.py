@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from siem_helpers import PASSWORD, READONLY_PASSWORD, READONLY_USER, USER, LabSiem, start_lab_siem
 
 
