@@ -192,7 +192,7 @@ def siem_sync(
         print_json(result.as_json())
         return
     for line in describe(result, inv, api_url, dry_run):
-        out.print(line, highlight=False, markup=False)
+        out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 # --- entry point ----------------------------------------------------------------------------------
