@@ -1,0 +1,1 @@
+"""pyinfra deploys of msib's appliance roles: the same rendered bytes Ansible installs."""
