@@ -7,4 +7,7 @@ calls `GET/PUT/DELETE /lists/files/{filename}`, Wazuh's error shape and its per-
 It is **not** Wazuh: it does not receive agent traffic, run rules or decode events. Its one
 addition, `GET /msib-lab/stats` (counters of the requests it received), is lab-only and is not
 part of the Wazuh API. docs/siem.md lists every difference.
+
+This package uses only the standard library (and msib.errors / msib.secrets), so that it runs on
+the lab's SIEM host with the system's python3 (3.11 or later).
 """
