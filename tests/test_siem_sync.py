@@ -337,3 +337,18 @@ def test_the_url_override_and_paging_through_many_agents(siem: LabSiem, tmp_path
         before = d.counts.read
         assert sync(loaded, d).plan.nothing_to_do
         assert d.counts.read - before >= 5  # ceil(30/7) pages, a login, the list
+
+
+def test_ca_file_of_the_siem_relative_to_the_inventory(siem: LabSiem, tmp_path: Path) -> None:
+    """No `api.ca_file`: the SIEM's `ca_file` (site plan `siem.ca_file`) is used, relative to DIR."""
+    import shutil
+
+    import yaml
+
+    inv = write_inventory(tmp_path / "inv", "lab", APPLIANCES, OBJECTS, url=siem.url)
+    shutil.copy(siem.ca_file, inv / "siem-ca.pem")
+    hosts = yaml.safe_load((inv / "hosts.yml").read_text())
+    hosts["all"]["vars"]["msib_siem"]["ca_file"] = "siem-ca.pem"
+    (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
+    assert load_inventory(inv).ca_file == inv / "siem-ca.pem"
+    assert len(_sync_json(inv)["agents"]["add"]) == len(APPLIANCES)

@@ -262,8 +262,8 @@ def load_inventory(directory: str | Path, *, url: str | None = None, ca_file: Pa
     Args:
         directory: the directory `msib inventory build` wrote.
         url: overrides `all.vars.msib_siem.api.url`.
-        ca_file: overrides `all.vars.msib_siem.api.ca_file` (relative paths there are relative to
-            the directory).
+        ca_file: overrides `all.vars.msib_siem.api.ca_file`, else `all.vars.msib_siem.ca_file`
+            (relative paths there are relative to the directory).
 
     Raises:
         InputError: naming the file and the place, before any request is sent.
@@ -283,8 +283,10 @@ def load_inventory(directory: str | Path, *, url: str | None = None, ca_file: Pa
         raise InputError(str(directory / "hosts.yml"), f"SIEM driver {driver!r} is not supported",
                          where="all.vars.msib_siem.api.driver", fix="use wazuh")
     ca = ca_file
-    if ca is None and isinstance(api.get("ca_file"), str) and api["ca_file"]:
-        ca = Path(api["ca_file"])
+    # the API's own CA file, else the SIEM's (site plan `siem.ca_file`, for syslog and API alike)
+    named = api.get("ca_file") or siem.get("ca_file")
+    if ca is None and isinstance(named, str) and named:
+        ca = Path(named)
         if not ca.is_absolute():
             ca = directory / ca
     return SbInventory(directory, code, tuple(appliances), objects, api_url, ca, str(driver))
