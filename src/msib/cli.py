@@ -195,6 +195,31 @@ def siem_sync(
         out.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+# --- deploy -------------------------------------------------------------------------------------
+
+
+@app.command("deploy")
+def deploy_cmd(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")],
+    engine: Annotated[str, typer.Option("--engine", help="pyinfra or ansible.")] = "pyinfra",
+    check: Annotated[bool, typer.Option("--check", help="Detect changes only; change nothing.")] = False,
+    limit: Annotated[str | None, typer.Option("--limit", help="Host names or roles, comma-separated.")] = None,
+    vars_file: Annotated[
+        list[Path] | None, typer.Option("--vars", help="YAML file of role variables for every host (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-host summary as JSON.")] = False,
+) -> None:
+    """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible."""
+    from msib.deploy_cli import deploy_command
+
+    summary = deploy_command(inventory, engine, check=check, limit=limit, vars_files=vars_file or [],
+                             console=console, out=out, as_json=as_json)
+    if as_json:
+        print_json(summary.to_json())
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
 # --- entry point ----------------------------------------------------------------------------------
 
 
