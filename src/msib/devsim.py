@@ -613,7 +613,7 @@ class CliSession:
             text = handler(self, values)
         except CliError as exc:
             return Reply(self._error_text(exc, spans, shown, column0))
-        if mode not in ("user", "exec") or (words and words[0].lower().startswith("conf")):
+        if self.user != "boot" and (mode not in ("user", "exec") or words[0].lower().startswith("conf")):
             log.info("%s@%s: %s", self.user, self.peer, mask_secret_line(line.strip()))
         if text is None:
             return Reply()
@@ -626,12 +626,15 @@ class CliSession:
         try:
             return tree.match(words)
         except CliError as exc:
+            if mode not in _SUBMODES:
+                raise
             # IOS leaves a sub-mode by itself when the line is a global configuration command
-            if mode in _SUBMODES and exc.kind == "invalid" and exc.word == 0:
+            try:
                 handler, values = TREES["config"].match(words)
-                self.mode, self.acl, self.iface = "config", None, None
-                return handler, values
-            raise
+            except CliError as parent:
+                raise parent if parent.word > exc.word else exc from None
+            self.mode, self.acl, self.iface = "config", None, None
+            return handler, values
 
     def _error_text(self, exc: CliError, spans: list[tuple[int, str]], shown: str, column0: int) -> str:
         if exc.kind == "message":

@@ -334,6 +334,8 @@ class NetDevice:
             "port": self.target.port,
             "username": self.credentials.username,
             "password": self.credentials.password.unmask(),
+            # given to netmiko although msib sends it itself: netmiko's log filter then masks it too
+            "secret": self.credentials.enable.unmask() if self.credentials.enable else "",
             # strict host keys always: only the site's known_hosts, unknown keys refused
             "ssh_strict": True,
             "system_host_keys": False,
@@ -393,6 +395,11 @@ class NetDevice:
         if isinstance(cause, paramiko.SSHException) and "not found in known_hosts" in str(cause):
             return HostKeyUnknown(f"{where}: the device's host key is not in {self.known_hosts}; not connecting "
                                   f"(first contact: `msib device trust`)")
+        if isinstance(cause, paramiko.ssh_exception.NoValidConnectionsError):
+            errors = list(cause.errors.values())
+            if errors and all(isinstance(e, ConnectionRefusedError) for e in errors):
+                return DeviceUnreachable(f"{where}: connection refused")
+            return DeviceUnreachable(f"{where}: {cause}")
         if isinstance(cause, TimeoutError | socket.timeout):
             return DeviceTimeout(f"{where}: no answer within {self.timeout:g} s")
         if isinstance(cause, ConnectionRefusedError):
@@ -484,20 +491,6 @@ class NetDevice:
 
     # .. logging ..
 
-    def logging_lines(self, targets: Sequence[LoggingTarget], trap: str = ioscfg.DEFAULT_TRAP,
-                      running: str | None = None) -> list[str]:
-        """The configuration lines missing for `targets` and `trap` (pure once `running` is read)."""
-        wanted_level = ioscfg.severity(trap)
-        state = ioscfg.logging_state(ioscfg.parse_tree(running if running is not None else self.running_config()))
-        lines: list[str] = []
-        for t in targets:
-            want = t.host()
-            if state.host(t.address) != want:
-                lines.append(want.line())
-        if ioscfg.severity(state.trap) < wanted_level:
-            lines.append(f"logging trap {trap}")
-        return lines
-
     def configure_logging(self, targets: Sequence[LoggingTarget], *, trap: str = ioscfg.DEFAULT_TRAP,
                           dry_run: bool = False) -> ChangeResult:
         """Make the device send syslog to `targets` at `trap` level or more verbose.
@@ -512,10 +505,10 @@ class NetDevice:
         if not targets:
             raise ValueError("configure_logging needs at least one collector")
         running = self.running_config()
-        lines = self.logging_lines(targets, trap, running)
+        lines = logging_lines(running, targets, trap)
 
         def converged(text: str) -> bool:
-            return not self.logging_lines(targets, trap, text)
+            return not logging_lines(text, targets, trap)
 
         return self._change("configure-logging", running, lines, converged, dry_run=dry_run)
 
@@ -549,8 +542,7 @@ class NetDevice:
 
     def blocks(self, acl: str = CONTAIN_ACL) -> tuple[ipaddress.IPv4Network, ...]:
         """The networks blocked in the containment ACL (a deny entry in either direction)."""
-        entries = ioscfg.acl_entries(ioscfg.parse_tree(self.running_config()), _check_acl(acl)) or ()
-        return tuple(sorted({net for e in entries if (net := _blocked_network(e)) is not None}))
+        return blocked_networks(self.running_config(), _check_acl(acl))
 
     def acl_bindings(self, acl: str = CONTAIN_ACL) -> tuple[tuple[str, str], ...]:
         """The (interface, direction) pairs where the containment ACL is applied."""
@@ -569,11 +561,10 @@ class NetDevice:
         net = _block_network(network)
         acl = _check_acl(acl)
         running = self.running_config()
-        entries = ioscfg.acl_entries(ioscfg.parse_tree(running), acl)
-        lines = _block_lines(self.name, acl, net, entries)
+        lines = block_lines(running, net, acl, device=self.name)
 
         def converged(text: str) -> bool:
-            return not _block_lines(self.name, acl, net, ioscfg.acl_entries(ioscfg.parse_tree(text), acl))
+            return not block_lines(text, net, acl, device=self.name)
 
         return self._change("block", running, lines, converged, dry_run=dry_run)
 
@@ -582,10 +573,10 @@ class NetDevice:
         net = _block_network(network)
         acl = _check_acl(acl)
         running = self.running_config()
-        lines = _unblock_lines(acl, net, ioscfg.acl_entries(ioscfg.parse_tree(running), acl))
+        lines = unblock_lines(running, net, acl)
 
         def converged(text: str) -> bool:
-            return not _unblock_lines(acl, net, ioscfg.acl_entries(ioscfg.parse_tree(text), acl))
+            return not unblock_lines(text, net, acl)
 
         return self._change("unblock", running, lines, converged, dry_run=dry_run)
 
@@ -649,6 +640,7 @@ class NetDevice:
         conn = self._require()
         try:
             conn.send_config_set(list(lines), error_pattern=IOS_ERROR_PATTERN, read_timeout=self.timeout)
+            conn.set_base_prompt()  # a `hostname` line changes the prompt
         except ConfigInvalidException as exc:
             rejected, output = _rejected(str(exc), lines)
             log.warning("%s: the device rejected %r: %s", self.name, rejected, output)
@@ -669,6 +661,7 @@ class NetDevice:
         conn = self._require()
         try:
             conn.exit_config_mode()
+            conn.set_base_prompt()
         except Exception as exc:
             raise DeviceError(f"{self.name}: cannot leave configuration mode after a failed change ({exc}); "
                               f"startup-config is untouched (nothing was saved)") from None
@@ -684,6 +677,7 @@ class NetDevice:
             try:
                 self._require().send_config_set(lines, error_pattern=IOS_ERROR_PATTERN,
                                                 read_timeout=self.timeout)
+                self._require().set_base_prompt()
             except (ConfigInvalidException, ReadTimeout) as exc:
                 self._leave_config_mode()
                 raise DeviceError(f"{self.name}: {reason}, and the REVERT FAILED ({exc}); the running config "
@@ -699,6 +693,51 @@ class NetDevice:
         if "[OK]" not in out:
             raise DeviceError(f"{self.name}: write memory did not confirm [OK]: {out.strip()[-200:]}")
         return True
+
+
+# --- desired state → lines (pure) ---------------------------------------------------------------
+
+
+def logging_lines(running: str, targets: Sequence[LoggingTarget], trap: str = ioscfg.DEFAULT_TRAP) -> list[str]:
+    """The configuration lines a device with config `running` lacks to log to `targets` at `trap`.
+
+    An entry for a target's address with another transport or port is replaced (IOS keeps one
+    entry per address); a trap level at least as verbose as `trap` is left alone.
+
+    Example:
+        >>> logging_lines("logging host 10.0.0.5", [LoggingTarget(ipaddress.ip_address("10.0.0.5"))])
+        ['logging host 10.0.0.5 transport tcp port 514']
+    """
+    wanted_level = ioscfg.severity(trap)
+    state = ioscfg.logging_state(ioscfg.parse_tree(running))
+    lines = [t.host().line() for t in targets if state.host(t.address) != t.host()]
+    if ioscfg.severity(state.trap) < wanted_level:
+        lines.append(f"logging trap {trap}")
+    return lines
+
+
+def blocked_networks(running: str, acl: str = CONTAIN_ACL) -> tuple[ipaddress.IPv4Network, ...]:
+    """The networks with a deny entry (either direction) in containment ACL `acl` of `running`."""
+    entries = ioscfg.acl_entries(ioscfg.parse_tree(running), acl) or ()
+    return tuple(sorted({net for e in entries if (net := _blocked_network(e)) is not None}))
+
+
+def block_lines(running: str, network: str | IPNetwork, acl: str = CONTAIN_ACL, *,
+                device: str = "device") -> list[str]:
+    """The lines that add `network`'s two deny entries (and the final permit) to `acl`; [] when present.
+
+    Example:
+        >>> block_lines("", "10.0.0.9")[1:3]
+        [' 10 deny ip host 10.0.0.9 any log', ' 20 deny ip any host 10.0.0.9 log']
+    """
+    net = _block_network(network)
+    return _block_lines(device, acl, net, ioscfg.acl_entries(ioscfg.parse_tree(running), acl))
+
+
+def unblock_lines(running: str, network: str | IPNetwork, acl: str = CONTAIN_ACL) -> list[str]:
+    """The lines that remove `network`'s deny entries from `acl`; [] when there are none."""
+    net = _block_network(network)
+    return _unblock_lines(acl, net, ioscfg.acl_entries(ioscfg.parse_tree(running), acl))
 
 
 # --- containment helpers (pure) -----------------------------------------------------------------
