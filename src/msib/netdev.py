@@ -942,7 +942,8 @@ class NetdevInventory:
 
 
 def _known_hosts_from(vars_: Mapping[str, Any], inventory_dir: Path) -> Path:
-    explicit = vars_.get("msib_known_hosts")
+    ssh = vars_.get("msib_ssh")
+    explicit = ssh.get("known_hosts_file") if isinstance(ssh, dict) else None
     if isinstance(explicit, str) and explicit:
         return (inventory_dir / explicit).resolve()
     args = vars_.get("ansible_ssh_common_args")
@@ -974,6 +975,11 @@ def _known_hosts_in_ssh_config(path: Path) -> Path | None:
 
 def load_inventory(inventory_dir: Path) -> NetdevInventory:
     """Read the vendor firewalls (group ``netdev``) of an inventory directory's hosts.yml.
+
+    Per host: ``ansible_host`` (management address), ``ansible_port``, ``msib_device_type`` (or
+    ``msib_appliance.platform``), ``msib_circuit``. The known_hosts file is ``msib_ssh.known_hosts_file``,
+    else the ``UserKnownHostsFile`` of ``ansible_ssh_common_args`` (or of its ``-F`` ssh_config), else
+    ``DIR/known_hosts``. Collectors: ``msib_circuits.<circuit>.collectors[].service_address``.
 
     Raises:
         InputError: naming hosts.yml and the key path when something is missing or malformed.
@@ -1018,11 +1024,11 @@ def load_inventory(inventory_dir: Path) -> NetdevInventory:
         host = hv.get("ansible_host") or app.get("address")
         if not host:
             raise InputError(str(path), "no ansible_host (management address)", where=where)
-        platform = app.get("platform") or hv.get("msib_platform")
+        platform = hv.get("msib_device_type") or app.get("platform")
         if not platform:
-            raise InputError(str(path), "no platform (a netmiko device_type)", where=f"{where}.msib_appliance.platform")
+            raise InputError(str(path), "no platform (a netmiko device_type)", where=f"{where}.msib_device_type")
         try:
-            port = int(app.get("port") or hv.get("ansible_port") or 22)
+            port = int(hv.get("ansible_port") or app.get("port") or 22)
         except (TypeError, ValueError):
             raise InputError(str(path), "port is not a number", where=f"{where}.msib_appliance.port") from None
         try:
