@@ -1,0 +1,128 @@
+"""Checks of the circuit collectors (role collector: rsyslog relaying to the SIEM)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from _common import Evidence, no_drift, packages_at_expected_version, service_running
+
+from msib.checks import check, rsyslog_action
+
+
+def _packages(ctx: dict[str, Any]) -> list[str]:
+    pkgs = ["rsyslog", "rsyslog-gnutls", "nftables"]
+    if ctx["msib_siem"]["syslog"]["transport"] == "relp+tls":
+        pkgs.insert(2, "rsyslog-relp")
+    return pkgs
+
+
+def _tls_client(ctx: dict[str, Any]) -> bool:
+    return bool((ctx["collector_cert_file"] and ctx["collector_key_file"]) or ctx["collector_cert_dir"])
+
+
+@check("MSIB-COL-001")
+def test_packages(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    packages_at_expected_version(host, ctx, _packages(ctx), evidence)
+
+
+@check("MSIB-COL-002")
+def test_rsyslog_running_and_listening(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    problems = service_running(host, "rsyslog", evidence)
+    wanted = []
+    if ctx["collector_udp_port"] is not None:
+        wanted.append(("udp", ctx["collector_udp_port"]))
+    if ctx["collector_tcp_port"] is not None:
+        wanted.append(("tcp", ctx["collector_tcp_port"]))
+    if _tls_client(ctx):
+        wanted.append(("tcp", ctx["collector_tls_port"]))
+    listening = host.run("ss -Hlntup").stdout
+    for proto, port in wanted:
+        lines = [ln for ln in listening.splitlines() if ln.startswith(proto) and f":{port} " in ln]
+        rsyslog = [ln for ln in lines if "rsyslogd" in ln]
+        state = f"rsyslogd listening ({len(rsyslog)} socket(s))" if rsyslog else "not listening"
+        evidence(f"{proto}/{port}: {state}")
+        if not rsyslog:
+            problems.append(f"rsyslogd is not listening on {proto}/{port}")
+    assert not problems, "; ".join(problems)
+
+
+@check("MSIB-COL-003")
+def test_no_drift(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    no_drift(host, "collector", ctx, evidence)
+
+
+def _siem_action(host: Any, evidence: Evidence) -> dict[str, str]:
+    valid = host.run("/usr/sbin/rsyslogd -N1 -f /etc/rsyslog.conf")
+    evidence(f"rsyslogd -N1: exit {valid.rc}")
+    assert valid.rc == 0, f"the live rsyslog configuration does not parse: {valid.stderr.strip()[-300:]}"
+    action = rsyslog_action(host.file("/etc/rsyslog.conf").content_string, "msib_siem")
+    assert action is not None, "no action named msib_siem (the relay to the SIEM) in /etc/rsyslog.conf"
+    return action
+
+
+@check("MSIB-COL-004")
+def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    syslog = ctx["msib_siem"]["syslog"]
+    peer = syslog.get("peer_name") or syslog["host"]
+    a = _siem_action(host, evidence)
+    shown = {k: a.get(k) for k in ("type", "target", "port", "streamdriver", "streamdrivermode",
+                                   "streamdriverauthmode", "streamdriverpermittedpeers", "tls", "tls.authmode",
+                                   "tls.permittedpeer", "tls.cacert")}
+    evidence("action msib_siem: " + ", ".join(f"{k}={v}" for k, v in shown.items() if v is not None))
+    assert a.get("target") == str(syslog["host"]) and a.get("port") == str(syslog["port"]), \
+        f"relays to {a.get('target')}:{a.get('port')}, not the SIEM {syslog['host']}:{syslog['port']}"
+    if a.get("type") == "omrelp":
+        assert a.get("tls") == "on", "RELP without TLS"
+        assert a.get("tls.authmode") == "name", f"RELP TLS authMode is {a.get('tls.authmode')}, not name"
+        assert peer in (a.get("tls.permittedpeer") or "").split(","), f"peer {peer} is not the permitted peer"
+        ca = a.get("tls.cacert")
+    else:
+        assert a.get("type") == "omfwd", f"unexpected action type {a.get('type')}"
+        assert a.get("streamdriver") == "gtls" and a.get("streamdrivermode") == "1", "omfwd is not using TLS"
+        assert a.get("streamdriverauthmode") == "x509/name", \
+            f"the SIEM's certificate and name are not verified (authMode {a.get('streamdriverauthmode')})"
+        assert peer in (a.get("streamdriverpermittedpeers") or "").split(","), \
+            f"peer name {peer} is not the permitted peer"
+        conf = host.file("/etc/rsyslog.conf").content_string
+        ca = "/etc/msib/tls/ca.pem" if 'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem"' in conf else None
+    assert ca, "no CA file configured for the SIEM's certificate"
+    ca_file = host.file(ca)
+    evidence(f"CA file {ca}: {'present' if ca_file.exists else 'MISSING'}")
+    assert ca_file.exists and ca_file.size > 0, f"the CA file {ca} is missing or empty"
+
+
+@check("MSIB-COL-005")
+def test_disk_queue(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    a = _siem_action(host, evidence)
+    keys = ("queue.type", "queue.filename", "queue.size", "queue.maxdiskspace", "queue.saveonshutdown",
+            "queue.timeoutenqueue", "action.resumeretrycount")
+    evidence("action msib_siem: " + ", ".join(f"{k}={a.get(k)}" for k in keys))
+    assert a.get("queue.type") in ("LinkedList", "FixedArray"), f"queue.type is {a.get('queue.type')}"
+    assert a.get("queue.filename"), "no queue.filename: the queue never spills to disk"
+    assert a.get("queue.maxdiskspace"), "no queue.maxDiskSpace: disk use is unbounded"
+    assert a.get("queue.saveonshutdown") == "on", "the queue is not saved on shutdown"
+    assert int(a.get("queue.size") or 1000) >= 10000, \
+        f"queue.size {a.get('queue.size') or '1000 (default)'} blocks the inputs during an outage"
+    assert a.get("action.resumeretrycount") == "-1", "retries to the SIEM are not endless"
+    workdir = host.file(ctx["collector_work_dir"])
+    evidence(f"workDirectory {ctx['collector_work_dir']}: {'directory' if workdir.is_directory else 'MISSING'}")
+    assert workdir.is_directory, f"the queue's work directory {ctx['collector_work_dir']} is missing"
+
+
+@check("MSIB-COL-006")
+def test_senders_limited_to_circuit(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    if not ctx["collector_manage_firewall"]:
+        evidence("collector_manage_firewall is false: rsyslog's AllowedSender alone limits the senders")
+        conf = host.file("/etc/rsyslog.conf").content_string
+        assert "$AllowedSender" in conf, "no AllowedSender in /etc/rsyslog.conf"
+        return
+    problems = service_running(host, "msib-collector-nft", evidence)
+    table = host.run("nft list table inet msib_collector")
+    evidence("nft list table inet msib_collector:\n" + (table.stdout.strip() or table.stderr.strip()))
+    assert table.rc == 0, "the table inet msib_collector is not loaded"
+    for net in ctx["msib_circuits"][ctx["msib_circuit"]]["networks"]:
+        if net not in table.stdout:
+            problems.append(f"circuit network {net} is not among the allowed senders")
+    if "drop" not in table.stdout:
+        problems.append("no drop rule for syslog from outside the circuit")
+    assert not problems, "; ".join(problems)
