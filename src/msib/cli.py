@@ -362,7 +362,7 @@ def check_cmd(
                            console=console, out=out, as_json=as_json)
     if as_json:
         print_json(run.summary())
-    raise typer.Exit(run.exit_code())
+    sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))
 
 
 # --- entry point ----------------------------------------------------------------------------------
