@@ -6,7 +6,7 @@ Same tasks, same bytes as roles/ids_sensor (see its README); the order is the ro
 from __future__ import annotations
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import config, require, role_context, role_vars
 
@@ -32,6 +32,10 @@ def ids_sensor() -> None:
                     dest=f"/etc/suricata/rules/{r}",
                     validate="/usr/bin/suricata -T -c /etc/suricata/suricata.yaml -S %s", context=ctx)
              for r in ctx["ids_sensor_rule_files"]]
+    if ctx["ids_sensor_update_rule_file"]:
+        files.file(name="Create the rule file msib update writes (empty until the first update)",
+                   path=ctx["ids_sensor_update_rule_file"], present=True, touch=False,
+                   user="root", group="root", mode="644")
     yaml_op = config(name="Write suricata.yaml (checked by suricata -T)", role="ids_sensor",
                      template="suricata.yaml.j2", dest="/etc/suricata/suricata.yaml",
                      validate="/usr/bin/suricata -T -c %s", context=ctx)
