@@ -371,7 +371,10 @@ def check_cmd(
 def main() -> None:
     """Console-script entry point: run the app, turn msib errors into one line and an exit code."""
     try:
-        app(standalone_mode=False)
+        # with standalone_mode=False click *returns* the code of `raise typer.Exit(n)`
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MsibError as exc:
         if _DEBUG:
             console.print_exception()
