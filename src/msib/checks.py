@@ -578,7 +578,7 @@ class CheckRun:
         return out
 
 
-def _ssh_config(inv: Inventory, hosts: Sequence[InventoryHost], control_dir: Path) -> str:
+def ssh_config_text(inv: Inventory, hosts: Sequence[InventoryHost], control_dir: Path) -> str:
     """An ssh_config for this run: the inventory's addresses, strict host keys, one master per host."""
     lines = ["# written by msib check for one run: strict host keys, connections multiplexed per host"]
     for h in hosts:
@@ -705,7 +705,7 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
     control = workdir / "cm"
     control.mkdir(mode=0o700)
     ssh_config = workdir / "ssh_config"
-    ssh_config.write_text(_ssh_config(inv, hosts, control))
+    ssh_config.write_text(ssh_config_text(inv, hosts, control))
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
             futures = {pool.submit(_check_host, h, inv, vars_files, ssh_config, workdir, record): h for h in hosts}

@@ -365,6 +365,214 @@ def check_cmd(
     sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))
 
 
+# --- update -------------------------------------------------------------------------------------
+
+update_app = typer.Typer(help="Unattended updates: packages (security first) and the IDS rule set.",
+                         invoke_without_command=True)
+app.add_typer(update_app, name="update")
+
+
+@update_app.callback()
+def update_cmd(
+    ctx: typer.Context,
+    inventory: Annotated[
+        Path | None, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")
+    ] = None,
+    packages: Annotated[
+        bool, typer.Option("--packages", help="Upgrade packages, security first; restart what needs it.")
+    ] = False,
+    rules: Annotated[
+        bool, typer.Option("--rules", help="Fetch, test, push, reload and verify the IDS rule set.")
+    ] = False,
+    vars_file: Annotated[
+        list[Path] | None, typer.Option("--vars", help="Role variables as given to msib deploy --vars (repeatable).")
+    ] = None,
+    limit: Annotated[list[str] | None, typer.Option("--limit", help="Only this host (repeatable).")] = None,
+    rules_source: Annotated[
+        str | None, typer.Option("--rules-source", help="Directory or http(s) URL of the rule sets.")
+    ] = None,
+    lock_file: Annotated[Path | None, typer.Option("--lock-file", help="Lock file (one run at a time).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Update the appliances unattended (neither --packages nor --rules: both).
+
+    Exit 0 done, 1 something failed, 2 unusable input, 75 another run holds the lock.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from msib import update as up
+
+    if inventory is None:
+        from msib.errors import InputError
+
+        raise InputError("--inventory", "is required", fix="the inventory directory (hosts.yml)")
+    names = [n for item in (limit or []) for n in item.split(",") if n]
+    try:
+        run = up.run_update(inventory, packages=packages, rules=rules, vars_files=vars_file or [], limit=names,
+                            rules_source=rules_source, lock=lock_file or up.DEFAULT_LOCK,
+                            on_step=lambda line: console.print(line, highlight=False))
+    except up.UpdateLocked as exc:
+        if as_json:
+            print_json({"ok": False, "locked": True, "exit_code": up.EXIT_LOCKED, "message": str(exc)})
+        console.print(f"[yellow]refused:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(up.EXIT_LOCKED)
+    summary = run.as_json()
+    if as_json:
+        print_json(summary)
+    else:
+        for h, p in (summary["packages"] or {}).items():
+            out.print(f"{h}: {len(p['upgraded'])} upgraded ({p['security']} security), restarted "
+                      f"{', '.join(p['restarted']) or 'nothing'}" + (f" [red]{p['error']}[/]" if p["error"] else ""))
+        for h, s in ((summary["rules"] or {}).get("sensors") or {}).items():
+            out.print(f"{h}: rules {s['status']} {s['version'] or ''} ({s['rules_loaded']} loaded)"
+                      + (f" [red]{s['error']}[/]" if s["error"] else ""))
+    sys.exit(run.exit_code())
+
+
+@update_app.command("install-timer")
+def update_install_timer(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory the nightly run updates.")],
+    vars_file: Annotated[list[Path] | None, typer.Option("--vars", help="Role variables (repeatable).")] = None,
+    unit_dir: Annotated[Path, typer.Option("--unit-dir", help="Where the units go.")] = Path("/etc/systemd/system"),
+    env_file: Annotated[Path, typer.Option("--env-file", help="Environment file of the service.")] = Path(
+        "/etc/msib/update.env"),
+    enable: Annotated[
+        bool, typer.Option("--enable/--no-enable", help="daemon-reload and enable --now the timer.")
+    ] = True,
+) -> None:
+    """Install msib-update.service and msib-update.timer (nightly) on this control node."""
+    from msib.update import install_timer
+
+    paths = install_timer(inventory, vars_files=vars_file or [], unit_dir=unit_dir, env_file=env_file, enable=enable)
+    for kind, path in paths.items():
+        out.print(f"{kind}: {path}", highlight=False)
+
+
+# --- inventory ----------------------------------------------------------------------------------
+
+inventory_app = typer.Typer(help="Appendix + site plan -> the inventory directory; what changed between two.",
+                            no_args_is_help=True)
+app.add_typer(inventory_app, name="inventory")
+
+
+def _fail(exc: MsibError) -> typer.Exit:
+    """One escaped line on stderr (file and sheet names may hold `[`), and the error's exit code."""
+    from rich.markup import escape
+
+    if _DEBUG:
+        console.print_exception()
+    console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    return typer.Exit(getattr(exc, "exit_code", 1))
+
+
+def _as_of(value: str | None) -> Any:
+    import datetime as dt
+    import re
+
+    from msib.errors import InputError
+
+    if value is None:
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError("--as-of", f"{value!r} is not a date", fix="give it as YYYY-MM-DD") from None
+
+
+@inventory_app.command("build")
+def inventory_build(
+    appendices: Annotated[list[Path], typer.Argument(help="Appendix files (.xlsx or .csv, any mix), in order.")],
+    site: Annotated[Path, typer.Option("--site", help="The SB's site plan (site.yml).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="The inventory directory (replaced as a whole).")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="YYYY-MM-DD that decides what is past end of life (default today).")
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Write nothing (exit 1) if any row is rejected.")] = False,
+    ssh_config: Annotated[Path | None, typer.Option("--ssh-config", help="ssh_config every connection uses.")] = None,
+    known_hosts: Annotated[
+        Path | None, typer.Option("--known-hosts", help="known_hosts of the site (host keys are always checked).")
+    ] = None,
+    ssh_key: Annotated[Path | None, typer.Option("--ssh-key", help="Private key to log in with.")] = None,
+    ssh_user: Annotated[str | None, typer.Option("--ssh-user", help="Login user (default: the site plan's).")] = None,
+) -> None:
+    """Read the appendix and the site plan; write hosts.yml, pyinfra_inventory.py, objects.json, reports."""
+    from msib.inventory import RowsRejected, SshSettings, build_inventory
+
+    try:
+        ssh = SshSettings(ssh_config=ssh_config, known_hosts=known_hosts, identity_file=ssh_key, user=ssh_user)
+        result = build_inventory(site, appendices, out_dir, as_of=_as_of(as_of), strict=strict, ssh=ssh)
+    except RowsRejected as exc:
+        from rich.markup import escape
+
+        for r in exc.rejected:
+            place = r.file if r.sheet is None else f"{r.file} [{r.sheet}]"
+            col = f" {r.column}" if r.column else ""
+            console.print(escape(f"  {place} row {r.row}{col}: {r.reason}: {r.message}"), highlight=False,
+                          soft_wrap=True)
+        raise _fail(exc) from None
+    except MsibError as exc:
+        raise _fail(exc) from None
+    console.print(f"[green]wrote {out_dir}[/]: {result.summary()}; see {out_dir / 'report.md'}", highlight=False)
+
+
+@inventory_app.command("diff")
+def inventory_diff(
+    old: Annotated[Path, typer.Argument(help="The earlier inventory directory.")],
+    new: Annotated[Path, typer.Argument(help="The later inventory directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
+) -> None:
+    """What changed between two inventories: objects added, removed, moved, re-addressed, newly end of life."""
+    from msib.diff import diff_inventories, render_diff_markdown
+
+    try:
+        result = diff_inventories(old, new)
+    except MsibError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        print_json(result.to_json())
+    else:
+        sys.stdout.write(render_diff_markdown(result))
+
+
+# --- site ---------------------------------------------------------------------------------------
+
+site_app = typer.Typer(help="The site plan: its published JSON Schema, and validation.", no_args_is_help=True)
+app.add_typer(site_app, name="site")
+
+
+@site_app.command("schema")
+def site_schema(
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write the schema here instead of stdout.")] = None,
+) -> None:
+    """Print the JSON Schema of the site plan (for editors and CI; committed as schemas/site.schema.json)."""
+    from msib.site import json_schema_text
+
+    text = json_schema_text()
+    if out_file is None:
+        sys.stdout.write(text)
+    else:
+        out_file.write_text(text, encoding="utf-8")
+
+
+@site_app.command("validate")
+def site_validate(
+    sites: Annotated[list[Path], typer.Argument(help="Site plan files to check.")],
+) -> None:
+    """Check site plans; one line per file, exit 2 at the first invalid one."""
+    from msib.site import load_site
+
+    for path in sites:
+        try:
+            plan = load_site(path)
+        except MsibError as exc:
+            raise _fail(exc) from None
+        apps = sum(1 for _ in plan.appliances())
+        out.print(f"ok: {path}: {plan.code}, circuits {', '.join(plan.circuits)}, {apps} appliances",
+                  highlight=False)
+
+
 # --- entry point ----------------------------------------------------------------------------------
 
 
