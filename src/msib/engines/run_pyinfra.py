@@ -77,9 +77,16 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
                 result.hosts[h.name].error = str(exc)
                 if progress:
                     progress.event(h.name, "failed", str(exc))
-                state.fail_hosts({host})
-        if not check:
-            run_ops(state)
+                # the host leaves the run before any of its operations executes
+                state.failed_hosts.add(host)
+                state.active_hosts.discard(host)
+        if not check and state.active_hosts:
+            try:
+                run_ops(state)
+            except PyinfraError as exc:  # "No hosts remaining!": every host failed; counted below
+                for h in hosts:
+                    if not result.hosts[h.name].error and state.inventory.get_host(h.name) in state.failed_hosts:
+                        result.hosts[h.name].error = str(exc)
     finally:
         disconnect_all(state)
     for host in state.inventory:
