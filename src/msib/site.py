@@ -205,6 +205,25 @@ class SitePlan(_Strict):
                     )
                 if app.lan_address is not None and not circuit.contains(app.lan_address):
                     raise ValueError(f"{where}.lan_address: {app.lan_address} is outside the circuit's networks")
+        addresses: dict[IPAddress, str] = {}
+        for cname, circuit in self.circuits.items():
+            for i, app in enumerate(circuit.appliances):
+                where = f"circuits.{cname}.appliances[{i}]"
+                for key in ("address", "lan_address", "uplink_address"):
+                    addr = getattr(app, key)
+                    if addr is None:
+                        continue
+                    if addr in addresses:
+                        raise ValueError(f"{where}.{key}: {addr} is also {addresses[addr]}")
+                    addresses[addr] = f"{where}.{key}"
+                    for j, excl in enumerate(self.excluded):
+                        if excl.network is not None and excl.matches(None, addr):
+                            raise ValueError(f"{where}.{key}: {addr} lies in excluded[{j}] {excl.network}")
+            nets = circuit.networks
+            for i, na in enumerate(nets):
+                for nb in nets[i + 1 :]:
+                    if na.version == nb.version and na.overlaps(nb):
+                        raise ValueError(f"circuits.{cname}.networks: {na} overlaps {nb}")
         names = list(self.circuits)
         for i, a in enumerate(names):
             for b in names[i + 1 :]:
@@ -308,3 +327,15 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "msib site plan"
     return schema
+
+
+def json_schema_text() -> str:
+    """:func:`json_schema` as the text committed in ``schemas/site.schema.json`` (stable formatting).
+
+    Example:
+        >>> json_schema_text().startswith("{")
+        True
+    """
+    import json
+
+    return json.dumps(json_schema(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"

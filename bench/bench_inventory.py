@@ -1,0 +1,261 @@
+"""Benchmark: a 50,000-row appendix -> inventory, beside a bare python-calamine read of the same file.
+
+    .venv/bin/python bench/bench_inventory.py [--rows 50000] [--repeat 5] [--keep DIR]
+
+What it does, in one run on one machine:
+
+1. writes a realistic appendix workbook (openpyxl; not timed): title rows, Russian headers, the row
+   of column numbers, both circuit sections merged across the row, the state body's name typed once
+   and merged down each section, bordered cells, long department / location / name texts, OS names
+   spelled many ways, and ~1 % of rows with the mistakes SBs make (bad and duplicate IPs, Cyrillic
+   hostnames, rows of another state body, excluded objects);
+2. times, interleaved, `--repeat` times each: a bare read (open the workbook with python-calamine
+   and turn every sheet into Python lists: the least any reader must do) and `build_inventory()`
+   (read, check, write all six files atomically with fsync);
+3. runs the command line build once in a child process and reads its peak RSS (ru_maxrss);
+4. prints a table; the targets are build <= 2 x bare read and peak RSS <= 300 MB.
+
+Times are the best of the repeats (the machine may be shared); medians are printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import python_calamine
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, Side
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from msib.inventory import build_inventory  # noqa: E402
+
+SB = "Министерство цифрового развития, инноваций и аэрокосмической промышленности Республики Казахстан"
+SITE = f"""\
+state_body: "{SB}"
+aliases: ["МЦРИАП РК"]
+code: mcri
+siem:
+  syslog: {{host: siem.example, port: 6514, transport: tls}}
+circuits:
+  internal:
+    networks: [10.20.0.0/16, 10.21.0.0/16]
+    appliances:
+      - {{name: col-int-1, role: collector, address: 10.20.250.10}}
+      - {{name: ids-int-1, role: ids_sensor, address: 10.20.250.11, capture_interface: eth1}}
+      - {{name: fw-int-1, role: firewall, address: 10.20.250.1, platform: nftables}}
+  external:
+    networks: [10.30.0.0/16]
+    appliances:
+      - {{name: col-ext-1, role: collector, address: 10.30.250.10}}
+      - {{name: fw-ext-1, role: firewall, address: 10.30.250.1, platform: cisco_ios}}
+excluded:
+  - {{network: 10.20.99.0/24, reason: state_secrets}}
+  - {{hostname: "kgs-*", reason: classified_system}}
+management:
+  package_proxy: "http://10.20.250.5:3142"
+  ssh_user: msib
+"""
+
+DEPARTMENTS = [
+    "Департамент цифровой трансформации и информационных технологий",
+    "Департамент информационной безопасности",
+    "Департамент государственных услуг",
+    "Департамент кадровой службы и документационного обеспечения",
+    "Юридический департамент",
+    "Департамент финансов и государственных закупок",
+    "Департамент аэрокосмической промышленности",
+    "Департамент инноваций и технологического развития",
+    "Департамент связи и телекоммуникаций",
+    "Административный департамент",
+]
+OS_SPELLINGS = [
+    "Windows 10 Pro", "Win 10 Корп.", "Windows 10 Корпоративная", "Microsoft Windows 10 Enterprise",
+    "Windows 11 Pro", "Win11", "Windows 7 Профессиональная", "Astra Linux SE 1.7", "Астра Линукс 1.7",
+    "ALT Linux 10", "Альт Рабочая станция 10", "RED OS 7.3", "Windows Server 2019 Standard",
+    "Windows Server 2012 R2", "Debian 12", "Ubuntu 22.04 LTS", "CentOS 7.9",
+]
+SURNAMES = ["Ахметов", "Иванов", "Сейткали", "Жумабаев", "Ким", "Нурпеисов", "Омаров", "Петров", "Садыков",
+            "Тлеубаев", "Беков", "Касымов", "Мухамеджанов", "Абенов", "Серикбаев"]
+NAMES = ["Ерлан", "Сергей", "Нурлан", "Алия", "Динара", "Виктор", "Айгерим", "Марат", "Ольга", "Даурен"]
+PATRONYMICS = ["Серикович", "Петрович", "Бекишевич", "Маратович", "Ерланович", "Викторович"]
+
+
+def _ip(circuit: str, i: int) -> str:
+    if circuit == "internal":
+        net = 20 + (i // 60000)
+        i %= 60000
+        third = 1 + i // 250
+        if third >= 99:
+            third += 1  # 10.20.99.0/24 is excluded: only the deliberate rows go there
+        return f"10.{net}.{third}.{1 + i % 250}"
+    return f"10.30.{1 + i // 250}.{1 + i % 250}"
+
+
+def make_workbook(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
+    """Write the appendix; returns how many rows of each deliberate mistake it holds."""
+    rnd = random.Random(seed)
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "Приложение"
+    thin = Side(style="thin")
+    border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    bold = Font(bold=True)
+    ws["F1"] = "Приложение к Правилам мониторинга обеспечения информационной безопасности"
+    ws["A2"] = "Сведения об объекте МСИБ"
+    ws.merge_cells("A2:H2")
+    ws["A3"] = dt.date(2025, 7, 1)
+    headers = [
+        "№ п/п", "Наименование государственного органа", "Структурное подразделение\n(департамент)",
+        "Физическое месторасположение (этаж, кабинет)", "ФИО пользователя/ответственного лица",
+        "Сетевое имя рабочей станции/серверного оборудования", "IP-адрес", "Наименование операционной системы",
+    ]
+    for col, text in enumerate(headers, start=1):
+        c = ws.cell(row=5, column=col, value=text)
+        c.font, c.alignment, c.border = bold, wrap, border
+    for col in range(1, 9):
+        ws.cell(row=6, column=col, value=col).border = border
+    mistakes = {"invalid_ip": 0, "duplicate_ip": 0, "invalid_hostname": 0, "unknown_state_body": 0, "excluded": 0}
+    r = 7
+    n = 0
+    per_circuit = {"internal": rows * 3 // 5, "external": rows - rows * 3 // 5}
+    for circuit, title in (("internal", "Локальная сеть внутреннего контура"),
+                           ("external", "Локальная сеть внешнего контура")):
+        ws.cell(row=r, column=1, value=title).font = bold
+        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=8)
+        r += 1
+        first = r
+        for i in range(per_circuit[circuit]):
+            n += 1
+            host = f"{'arm' if i % 10 else 'srv'}-{circuit[:3]}-{i:06d}"
+            ip = _ip(circuit, i)
+            sb = None
+            roll = rnd.random()
+            if roll < 0.002:
+                ip = ip.rsplit(".", 1)[0] + ".300"
+                mistakes["invalid_ip"] += 1
+            elif roll < 0.004 and i > 10:
+                ip = _ip(circuit, i - 7)
+                mistakes["duplicate_ip"] += 1
+            elif roll < 0.006:
+                host = f"АРМ-{i}"
+                mistakes["invalid_hostname"] += 1
+            elif roll < 0.008:
+                sb = "Министерство финансов Республики Казахстан"
+                mistakes["unknown_state_body"] += 1
+            elif roll < 0.009 and circuit == "internal":
+                host, ip = f"kgs-{i:05d}", f"10.20.99.{1 + i % 250}"
+                mistakes["excluded"] += 1
+            elif roll < 0.05:
+                ip = ".".join(f"{int(o):03d}" for o in ip.split("."))  # zero-padded: normalised
+            elif roll < 0.06:
+                host = host.upper() + ".MCRI.LOCAL"  # FQDN in capitals: normalised
+            values = [
+                n, sb, rnd.choice(DEPARTMENTS),
+                f"г. Астана, пр. Мангилик Ел, 55/{1 + i % 20}, этаж {1 + i % 9}, каб. {100 + i % 400}",
+                f"{rnd.choice(SURNAMES)} {rnd.choice(NAMES)} {rnd.choice(PATRONYMICS)}",
+                host, ip, rnd.choice(OS_SPELLINGS),
+            ]
+            for col, value in enumerate(values, start=1):
+                c = ws.cell(row=r, column=col, value=value)
+                c.border = border
+            r += 1
+        ws.cell(row=first, column=2, value=SB).alignment = wrap
+        ws.merge_cells(start_row=first, start_column=2, end_row=r - 1, end_column=2)
+    ws.cell(row=r + 1, column=2, value="Руководитель департамента ______________ Е. Ахметов")
+    ws.cell(row=r + 2, column=2, value="М.П.")
+    wb.save(path)
+    return mistakes
+
+
+def bare_read(path: Path) -> int:
+    """The least any reader does: open the workbook, every sheet as Python lists."""
+    wb = python_calamine.CalamineWorkbook.from_path(str(path))
+    total = 0
+    for name in wb.sheet_names:
+        total += len(wb.get_sheet_by_name(name).to_python())
+    return total
+
+
+def child_rss(site: Path, book: Path, out: Path) -> tuple[float, float, int]:
+    """Run the command line build in a child: (wall seconds, peak RSS MB, exit status)."""
+    cmd = [sys.executable, "-c", "from msib.cli import main; main()", "inventory", "build", "--site", str(site),
+           "--out", str(out), "--as-of", "2025-07-01", str(book)]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+    # ru_maxrss of children is the largest of any child so far: this is the only child
+    return wall, max(before, after) / 1024, proc.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=50_000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--keep", type=Path, help="write the workbook and inventory here (default: a temp dir)")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="msib-bench-") as tmp_name:
+        work = args.keep or Path(tmp_name)
+        work.mkdir(parents=True, exist_ok=True)
+        site, book, out = work / "site.yml", work / "appendix.xlsx", work / "inventory"
+        site.write_text(SITE, encoding="utf-8")
+        t0 = time.perf_counter()
+        mistakes = make_workbook(book, args.rows)
+        print(f"generated {book.name}: {args.rows} rows, {book.stat().st_size / 1e6:.1f} MB "
+              f"in {time.perf_counter() - t0:.0f} s; deliberate mistakes {mistakes}")
+
+        bare, build = [], []
+        result = None
+        for _ in range(args.repeat):
+            t = time.perf_counter()
+            bare_read(book)
+            bare.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            result = build_inventory(site, [book], out, as_of=dt.date(2025, 7, 1))
+            build.append(time.perf_counter() - t)
+        assert result is not None
+        wall, rss, status = child_rss(site, book, work / "inventory-cli")
+        best_bare, best_build = min(bare), min(build)
+        ratio = best_build / best_bare
+        rows = [
+            ("bare calamine read", f"{best_bare:.3f} s", f"median {statistics.median(bare):.3f} s"),
+            ("build_inventory()", f"{best_build:.3f} s", f"median {statistics.median(build):.3f} s"),
+            ("ratio build / bare", f"{ratio:.2f}", "target <= 2.0"),
+            ("CLI build (child, wall)", f"{wall:.3f} s", f"exit {status}; includes interpreter start"),
+            ("peak RSS (CLI child)", f"{rss:.0f} MB", "target <= 300 MB"),
+        ]
+        width = max(len(r[0]) for r in rows)
+        print()
+        print(f"{'measure'.ljust(width)}  {'value':>10}  note")
+        for name, value, note in rows:
+            print(f"{name.ljust(width)}  {value:>10}  {note}")
+        print()
+        print(f"objects {result.objects}, rejected {result.rejected} (of which excluded {result.excluded}), "
+              f"objects.json {(out / 'objects.json').stat().st_size / 1e6:.1f} MB")
+        print(json.dumps({"rows": args.rows, "bare_s": round(best_bare, 3), "build_s": round(best_build, 3),
+                          "ratio": round(ratio, 2), "cli_wall_s": round(wall, 3), "peak_rss_mb": round(rss),
+                          "cpus": os.cpu_count()}))
+        return 0 if ratio <= 2.0 and rss <= 300 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,863 @@
+"""Appendix + site plan -> the inventory directory every engine, `siem sync` and `check` reads.
+
+One model (:func:`inventory_model`) and its views, written together and atomically:
+
+==========================  ===================================================================
+``hosts.yml``               Ansible YAML inventory: the site plan's appliances, groups per role,
+                            circuit and SB, and the vars the roles need (docs/inventory-contract.md)
+``pyinfra_inventory.py``    a small loader that builds pyinfra groups from ``hosts.yml`` (a view)
+``objects.json``            every accepted object of the appendix
+``report.json``/``.md``     counts, every rejected row with where to fix it, end-of-life OSes
+``site.json``               the site plan as validated, without its ``excluded`` entries
+==========================  ===================================================================
+
+The directory is replaced as a whole: a complete new set appears, or the old one stays
+(:func:`write_atomically`). The same inputs give byte-identical files; the only date in them is
+`as_of`.
+
+Example:
+    >>> result = build_inventory("inventories/lab/site.yml",
+    ...                          ["inventories/lab/appendix.xlsx"], "/tmp/inv",
+    ...                          as_of=dt.date(2025, 7, 1))                    # doctest: +SKIP
+    >>> result.objects, result.rejected                                        # doctest: +SKIP
+    (33, 8)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import datetime as dt
+import errno
+import gc
+import json
+import os
+import shutil
+import socket
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import orjson
+import yaml
+
+from msib.appendix import (
+    OS_FAMILIES,
+    REASONS,
+    Appendix,
+    OsFamily,
+    ReadResult,
+    Reason,
+    Rejection,
+    check_rows,
+    os_table,
+    read_appendix,
+)
+from msib.errors import InputError, MsibError
+from msib.site import ROLES, Appliance, CircuitName, SitePlan, load_site
+
+#: The files of an inventory directory, in the order they are written.
+INVENTORY_FILES: Final[tuple[str, ...]] = (
+    "hosts.yml",
+    "pyinfra_inventory.py",
+    "objects.json",
+    "report.json",
+    "report.md",
+    "site.json",
+)
+_RESERVED_GROUPS: Final = frozenset(
+    {"all", "ungrouped", "netdev", *ROLES, "circuit_internal", "circuit_external"}
+)
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    """How the engines reach the appliances. Host keys are always checked strictly.
+
+    Args:
+        ssh_config: an ssh_config file every connection uses (`ssh -F`).
+        known_hosts: the site's known_hosts file (default: the site plan's `management.known_hosts`).
+        identity_file: the private key to log in with.
+        user: the login user (default: the site plan's `management.ssh_user`).
+    """
+
+    ssh_config: Path | str | None = None
+    known_hosts: Path | str | None = None
+    identity_file: Path | str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What one build wrote: counts for people, the lab and schedulers."""
+
+    out_dir: Path
+    as_of: dt.date
+    data_rows: int
+    objects: int
+    rejected: int
+    excluded: int
+    appliances: int
+    os_eol: int
+    by_reason: Mapping[Reason, int]
+    by_circuit: Mapping[CircuitName, int]
+    by_os_family: Mapping[OsFamily, int]
+    files: tuple[str, ...] = field(default=INVENTORY_FILES)
+
+    def summary(self) -> str:
+        """One line for the terminal."""
+        circ = ", ".join(f"{c} {n}" for c, n in self.by_circuit.items())
+        reasons = ", ".join(f"{r} {n}" for r, n in self.by_reason.items() if n and r != "excluded")
+        text = f"{self.objects} objects ({circ or 'none'}), {self.appliances} appliances"
+        text += f"; {self.rejected - self.excluded} rows rejected" + (f" ({reasons})" if reasons else "")
+        if self.excluded:
+            text += f", {self.excluded} excluded"
+        if self.os_eol:
+            text += f"; {self.os_eol} objects past OS end of life"
+        return text
+
+
+class RowsRejected(MsibError):
+    """`--strict` and at least one row was rejected: nothing was written (exit status 1)."""
+
+    exit_code = 1
+
+    def __init__(self, rejected: Sequence[Rejection]) -> None:
+        self.rejected = tuple(rejected)
+        super().__init__(f"{len(self.rejected)} rows rejected and --strict given: nothing written")
+
+
+# --- the model --------------------------------------------------------------------------------------
+
+
+def _ipv6_key(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6, ip)
+
+
+def _sorted_ips(ips: list[str]) -> list[str]:
+    """Canonical IPv4/IPv6 texts in numeric order, IPv4 first."""
+    v4 = sorted((ip for ip in ips if ":" not in ip), key=socket.inet_aton)
+    v6 = sorted((ip for ip in ips if ":" in ip), key=_ipv6_key)
+    return v4 + v6
+
+
+def _appliance_vars(app: Appliance) -> dict[str, Any]:
+    return {
+        "name": app.name,
+        "role": app.role,
+        "address": str(app.address),
+        "lan_address": str(app.lan_address) if app.lan_address is not None else None,
+        "uplink_address": str(app.uplink_address) if app.uplink_address is not None else None,
+        "capture_interface": app.capture_interface,
+        "platform": app.effective_platform if app.role == "firewall" else None,
+        "port": app.port,
+    }
+
+
+def _resolve(path: Path | str | None, base: Path | None = None) -> str | None:
+    if path is None or str(path) == "":
+        return None
+    p = Path(path).expanduser()
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return str(p.absolute())
+
+
+def _ssh_vars(plan: SitePlan, ssh: SshSettings, site_dir: Path) -> dict[str, Any]:
+    known_hosts = _resolve(ssh.known_hosts) or _resolve(plan.management.known_hosts, site_dir)
+    return {
+        "user": ssh.user or plan.management.ssh_user,
+        "config_file": _resolve(ssh.ssh_config),
+        "known_hosts_file": known_hosts,
+        "key_file": _resolve(ssh.identity_file),
+        "strict_host_key_checking": "yes",
+    }
+
+
+def ssh_common_args(ssh_vars: Mapping[str, Any]) -> str:
+    """`ansible_ssh_common_args` for the settings: `-F` when given, strict host keys always."""
+    parts = []
+    if ssh_vars.get("config_file"):
+        parts.append(f"-F {_shell_word(ssh_vars['config_file'])}")
+    parts.append("-o StrictHostKeyChecking=yes")
+    if ssh_vars.get("known_hosts_file"):
+        parts.append(f"-o UserKnownHostsFile={_shell_word(ssh_vars['known_hosts_file'])}")
+    return " ".join(parts)
+
+
+def _shell_word(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def inventory_model(
+    plan: SitePlan,
+    appendix: Appendix | None = None,
+    *,
+    ssh: SshSettings | None = None,
+    site_dir: Path | None = None,
+) -> dict[str, Any]:
+    """The Ansible inventory as data: the one model both ``hosts.yml`` and pyinfra are views of.
+
+    Args:
+        plan: the validated site plan.
+        appendix: the checked appendix (its objects' IPs become each circuit's allowed senders).
+        ssh: connection settings (strict host keys always).
+        site_dir: the site plan's directory (relative paths in it are resolved from there).
+
+    Returns:
+        `{"all": {"vars": ..., "children": ...}}` as in docs/inventory-contract.md.
+    """
+    site_dir = site_dir or Path.cwd()
+    ssh_vars = _ssh_vars(plan, ssh or SshSettings(), site_dir)
+    siem = plan.siem.model_dump(mode="json", exclude_none=True)
+    if plan.siem.ca_file:
+        siem["ca_file"] = _resolve(plan.siem.ca_file, site_dir)
+    if plan.siem.api is not None and plan.siem.api.ca_file:
+        siem["api"]["ca_file"] = _resolve(plan.siem.api.ca_file, site_dir)
+
+    rows = appendix.object_rows if appendix is not None else ()
+    senders = {c: _sorted_ips([r[5] for r in rows if r[11] == c]) for c in plan.circuits}
+    circuits: dict[str, Any] = {}
+    for cname, circuit in plan.circuits.items():
+        circuits[cname] = {
+            "networks": [str(n) for n in circuit.networks],
+            "collectors": [
+                {"name": a.name, "address": str(a.address), "service_address": str(a.service_address)}
+                for a in circuit.by_role("collector")
+            ],
+            "appliances": [
+                {"name": a.name, "role": a.role, "address": str(a.address),
+                 "service_address": str(a.service_address)}
+                for a in circuit.appliances
+            ],
+            "objects": len(senders[cname]),
+            "senders": senders[cname],
+        }
+
+    all_vars: dict[str, Any] = {
+        "msib_sb_code": plan.code,
+        "msib_state_body": plan.state_body,
+        "msib_siem": siem,
+        "msib_controllers": [str(n) for n in plan.management.controllers],
+        "msib_package_proxy": plan.management.package_proxy,
+        "msib_circuits": circuits,
+        "msib_ssh": ssh_vars,
+        "ansible_user": ssh_vars["user"],
+    }
+    if ssh_vars["user"] != "root":
+        all_vars["ansible_become"] = True
+    all_vars["ansible_python_interpreter"] = "/usr/bin/python3"
+    all_vars["ansible_ssh_common_args"] = ssh_common_args(ssh_vars)
+    if ssh_vars["key_file"]:
+        all_vars["ansible_ssh_private_key_file"] = ssh_vars["key_file"]
+
+    by_role: dict[str, dict[str, Any]] = {"collector": {}, "ids_sensor": {}, "firewall": {}, "netdev": {}}
+    by_circuit: dict[str, dict[str, Any]] = {f"circuit_{c}": {} for c in plan.circuits}
+    for cname, app in plan.appliances():
+        host: dict[str, Any] = {"ansible_host": str(app.address)}
+        if app.port != 22:
+            host["ansible_port"] = app.port
+        host["msib_circuit"] = cname
+        host["msib_appliance"] = _appliance_vars(app)
+        group: str = app.role if app.is_linux else "netdev"
+        if group == "netdev":
+            host["msib_device_type"] = app.effective_platform
+        by_role[group][app.name] = host
+        by_circuit[f"circuit_{cname}"][app.name] = {}
+
+    sb_children: dict[str, Any] = {"collector": {}, "ids_sensor": {}, "firewall": {}}
+    if by_role["netdev"]:
+        sb_children["netdev"] = {}
+    children: dict[str, Any] = {plan.code: {"children": sb_children}}
+    for group, hosts in by_role.items():
+        if group == "netdev" and not hosts:
+            continue
+        children[group] = {"hosts": hosts} if hosts else {}
+    for group, hosts in by_circuit.items():
+        children[group] = {"hosts": hosts} if hosts else {}
+    return {"all": {"vars": all_vars, "children": children}}
+
+
+# --- rendering --------------------------------------------------------------------------------------
+
+
+class _Dumper(yaml.CSafeDumper):
+    """Plain YAML: no anchors/aliases, block style, Unicode kept."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+_SENDERS_MARK: Final = "__msib_senders_{}__"
+
+
+def _yaml_scalar(ip: str) -> str:
+    return ip if ":" not in ip else json.dumps(ip)
+
+
+def render_hosts_yml(model: Mapping[str, Any]) -> bytes:
+    """``hosts.yml`` text of the model.
+
+    The circuits' `senders` lists (one line per object address, possibly tens of thousands) are
+    written directly rather than through the YAML representer; the result is the same YAML.
+    """
+    head = (
+        "# Ansible inventory written by `msib inventory build`: do not edit, build again.\n"
+        "# pyinfra reads the same hosts through pyinfra_inventory.py beside this file.\n"
+    )
+    circuits = model["all"]["vars"]["msib_circuits"]
+    shallow = {**model["all"], "vars": {**model["all"]["vars"], "msib_circuits": {
+        name: {**c, "senders": _SENDERS_MARK.format(name)} for name, c in circuits.items()
+    }}}
+    body = yaml.dump(
+        {"all": shallow}, Dumper=_Dumper, sort_keys=False, allow_unicode=True, default_flow_style=False,
+        width=4096,
+    )
+    for name, circuit in circuits.items():
+        mark = f"senders: {_SENDERS_MARK.format(name)}\n"
+        at = body.index(mark)
+        indent = body[body.rindex("\n", 0, at) + 1 : at]
+        if circuit["senders"]:
+            lines = "".join(f"{indent}- {_yaml_scalar(ip)}\n" for ip in circuit["senders"])
+            text = f"senders:\n{lines}"
+        else:
+            text = "senders: []\n"
+        body = body[:at] + text + body[at + len(mark) :]
+    return (head + body).encode("utf-8")
+
+
+PYINFRA_INVENTORY: Final = '''\
+"""pyinfra inventory written by `msib inventory build`: do not edit, build again.
+
+A view of hosts.yml beside this file (the one model): the same hosts, groups and data.
+Linux appliances only; vendor firewalls (group `netdev`) are driven with netmiko, not pyinfra.
+
+    pyinfra DIR/pyinfra_inventory.py deploy/collector.py
+"""
+
+import os as _os
+
+import yaml as _yaml
+
+_SKIP = ("netdev",)
+
+
+def _load():
+    here = _os.path.dirname(_os.path.abspath(__file__))
+    with open(_os.path.join(here, "hosts.yml"), encoding="utf-8") as f:
+        inventory = _yaml.safe_load(f)["all"]
+    common = {k: v for k, v in inventory["vars"].items() if k.startswith("msib_")}
+    ssh = inventory["vars"]["msib_ssh"]
+    groups = inventory["children"]
+    hosts = {}
+    for name, group in groups.items():
+        if name in _SKIP:
+            continue
+        for host, hvars in ((group or {}).get("hosts") or {}).items():
+            if hvars:
+                hosts[host] = hvars
+
+    def data(host):
+        hvars = hosts[host]
+        out = {
+            "ssh_hostname": hvars["ansible_host"],
+            "ssh_port": hvars["msib_appliance"]["port"],
+            "ssh_user": ssh["user"],
+            "ssh_strict_host_key_checking": "yes",
+        }
+        if ssh.get("key_file"):
+            out["ssh_key"] = ssh["key_file"]
+        if ssh.get("known_hosts_file"):
+            out["ssh_known_hosts_file"] = ssh["known_hosts_file"]
+        if ssh.get("config_file"):
+            out["ssh_config_file"] = ssh["config_file"]
+        if ssh["user"] != "root":
+            out["_sudo"] = True
+        out.update(common)
+        out.update({k: v for k, v in hvars.items() if k.startswith("msib_")})
+        return out
+
+    def members(name, seen=()):
+        group = groups.get(name) or {}
+        found = [h for h in (group.get("hosts") or {}) if h in hosts]
+        for child in group.get("children") or {}:
+            if child not in _SKIP and child not in seen:
+                found += [h for h in members(child, (*seen, name)) if h not in found]
+        return found
+
+    return {
+        name: [(host, data(host)) for host in members(name)]
+        for name in groups
+        if name not in _SKIP
+    }
+
+
+for _name, _hosts in _load().items():
+    globals()[_name] = _hosts
+'''
+
+
+def _json_bytes(data: Any) -> bytes:
+    return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def render_objects_json(appendix: Appendix) -> bytes:
+    """``objects.json``: a JSON array with one object per line (greppable, diffable, compact).
+
+    Every entry starts with the key ``"sb"``; the byte sequence ``},{"sb":`` cannot occur inside a
+    JSON string (its quote would be escaped), so it marks exactly the boundaries between entries.
+    """
+    dicts = appendix.object_dicts()
+    if not dicts:
+        return b"[]\n"
+    text = orjson.dumps(dicts)
+    return b"[\n" + text[1:-1].replace(b'},{"sb":', b'},\n{"sb":') + b"\n]\n"
+
+
+def _counts(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
+    rows = appendix.object_rows
+    by_reason: Counter[str] = Counter(r.reason for r in appendix.rejected)
+    by_circuit: Counter[str] = Counter()
+    by_family: Counter[str] = Counter()
+    by_eol: Counter[bool | None] = Counter()
+    for (circuit, family, eol, _, _), n in appendix.stats.items():
+        by_circuit[circuit] += n
+        by_family[family] += n
+        by_eol[eol] += n
+    skipped: Counter[str] = Counter(s.kind for s in appendix.skipped)
+    return {
+        "data_rows": appendix.data_rows,
+        "objects": len(rows),
+        "rejected": len(appendix.rejected),
+        "excluded": by_reason["excluded"],
+        "by_reason": {r: by_reason[r] for r in REASONS},
+        "by_circuit": {c: by_circuit[c] for c in plan.circuits},
+        "by_os_family": {f: by_family[f] for f in OS_FAMILIES},
+        "os_eol": by_eol[True],
+        "os_eol_unknown": by_eol[None],
+        "appliances": sum(1 for _ in plan.appliances()),
+        "skipped_rows": {k: skipped[k] for k in sorted(skipped)},
+    }
+
+
+def _eol_groups(appendix: Appendix) -> list[dict[str, Any]]:
+    groups: Counter[tuple[str, str | None]] = Counter()
+    for (_, _, eol, name, date), n in appendix.stats.items():
+        if eol is True:
+            groups[name or "", date] += n
+    return [
+        {"os": name, "eol_date": date, "objects": n}
+        for (name, date), n in sorted(groups.items(), key=lambda kv: (kv[0][1] or "", kv[0][0]))
+    ]
+
+
+def report_data(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
+    """The content of ``report.json``."""
+    return {
+        "sb": {"code": plan.code, "state_body": plan.state_body},
+        "as_of": appendix.as_of.isoformat(),
+        "inputs": [i.to_json() for i in appendix.inputs],
+        "sheets": [s.to_json() for s in appendix.sheets],
+        "counts": _counts(plan, appendix),
+        "os_eol": _eol_groups(appendix),
+        "rejected": [r.to_json() for r in appendix.rejected],
+        "warnings": [w.to_json() for w in appendix.warnings],
+        "skipped": [s.to_json() for s in appendix.skipped],
+    }
+
+
+def _md(text: object) -> str:
+    if text is None:
+        return ""
+    s = " ".join(str(text).split())
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
+
+
+def _where(file: str, sheet: str | None, row: int) -> str:
+    if sheet is None:
+        return f"{file}, line {row}"
+    return f"{file}, sheet {sheet}, row {row}"
+
+
+def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]) -> bytes:
+    """``report.md``: the report for a person."""
+    counts = data["counts"]
+    out: list[str] = [
+        f"# Inventory report: {_md(plan.state_body)} (`{plan.code}`)",
+        "",
+        f"As of {appendix.as_of.isoformat()} (decides which operating systems are past end of life).",
+        "",
+    ]
+    if appendix.inputs:
+        out += ["Read:", ""]
+        for inp in appendix.inputs:
+            extra = f", {inp.encoding}, delimiter {inp.delimiter!r}" if inp.format == "csv" else ""
+            out.append(f"- `{_md(inp.file)}` ({inp.format}{extra}; sha256 {inp.sha256[:12]})")
+        out.append("")
+    else:
+        out += ["No appendix given: the inventory holds the site plan's appliances only.", ""]
+    out += [
+        f"**{counts['objects']} objects** accepted of {counts['data_rows']} data rows; "
+        f"**{counts['rejected'] - counts['excluded']} rejected**, {counts['excluded']} excluded by the site plan; "
+        f"{counts['appliances']} appliances.",
+        "",
+        "## Objects per circuit",
+        "",
+        "| circuit | objects | " + " | ".join(OS_FAMILIES) + " | past end of life | end of life unknown |",
+        "|---|---:|" + "---:|" * len(OS_FAMILIES) + "---:|---:|",
+    ]
+    fam_by: Counter[tuple[str, str]] = Counter()
+    eol_by: Counter[tuple[str, bool | None]] = Counter()
+    for (circ, family, past, _, _), n in appendix.stats.items():
+        fam_by[circ, family] += n
+        eol_by[circ, past] += n
+    for cname in plan.circuits:
+        fam = {f: fam_by[cname, f] for f in OS_FAMILIES}
+        objs = sum(fam.values())
+        n_eol, n_unknown = eol_by[cname, True], eol_by[cname, None]
+        out.append(
+            f"| {cname} | {objs} | " + " | ".join(str(fam[f]) for f in OS_FAMILIES) + f" | {n_eol} | {n_unknown} |"
+        )
+    fam_all = counts["by_os_family"]
+    out.append(
+        f"| **all** | {counts['objects']} | " + " | ".join(str(fam_all[f]) for f in OS_FAMILIES)
+        + f" | {counts['os_eol']} | {counts['os_eol_unknown']} |"
+    )
+    out += ["", "## Operating systems past end of life", ""]
+    eol_rows = [e for e in appendix.object_rows if e[9] is True]
+    if not eol_rows:
+        out += ["None.", ""]
+    else:
+        out += ["| OS | end of life | objects |", "|---|---|---:|"]
+        for g in data["os_eol"]:
+            out.append(f"| {_md(g['os'])} | {g['eol_date']} | {g['objects']} |")
+        out += ["", "| hostname | IP | circuit | OS as typed | where |", "|---|---|---|---|---|"]
+        for e in eol_rows:
+            out.append(f"| {e[4]} | {e[5]} | {e[11]} | {_md(e[7])} | {_md(_where(e[12], e[13], e[14]))} |")
+        out.append("")
+    out += ["## Rejected rows", ""]
+    if not appendix.rejected:
+        out += ["None: every data row became an object.", ""]
+    else:
+        by_reason = counts["by_reason"]
+        out.append(", ".join(f"`{r}` {n}" for r, n in by_reason.items() if n) + ".")
+        out += ["", "| where | column | reason | value | what is wrong and what to do |", "|---|---|---|---|---|"]
+        for r in appendix.rejected:
+            value = "" if r.reason == "excluded" else _md(r.value)
+            out.append(
+                f"| {_md(_where(r.file, r.sheet, r.row))} | {r.column or ''} | `{r.reason}` | {value} | "
+                f"{_md(r.message)} |"
+            )
+        out.append("")
+    if appendix.warnings:
+        out += ["## Worth a look", ""]
+        for w in appendix.warnings:
+            rows = "; ".join(_where(s.file, s.sheet, s.row) for s in w.rows)
+            out.append(f"- `{w.code}`: {_md(w.message)} ({_md(rows)})")
+        out.append("")
+    skipped = counts["skipped_rows"]
+    if skipped:
+        out += [
+            "## Rows skipped on purpose",
+            "",
+            "Not objects: " + ", ".join(f"{k} {n}" for k, n in skipped.items())
+            + " (each listed in report.json under `skipped`).",
+            "",
+        ]
+    hidden = [s for s in appendix.sheets if s.status in ("hidden", "not_a_worksheet")]
+    if hidden:
+        out.append("Sheets not read: " + ", ".join(f"{_md(s.sheet)} ({s.status})" for s in hidden) + ".")
+        out.append("")
+    return ("\n".join(out).rstrip("\n") + "\n").encode("utf-8")
+
+
+def render_site_json(plan: SitePlan) -> bytes:
+    """``site.json``: the validated site plan without `excluded`."""
+    data = plan.model_dump(mode="json", exclude={"excluded"})
+    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def iter_inventory_files(
+    plan: SitePlan, appendix: Appendix, *, ssh: SshSettings | None = None, site_dir: Path | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """Render the inventory files one by one, the largest (objects.json) first.
+
+    A generator, so that :func:`write_atomically` can write one file while the next is rendered.
+    """
+    yield "objects.json", render_objects_json(appendix)
+    yield "hosts.yml", render_hosts_yml(inventory_model(plan, appendix, ssh=ssh, site_dir=site_dir))
+    yield "pyinfra_inventory.py", PYINFRA_INVENTORY.encode("utf-8")
+    report = report_data(plan, appendix)
+    yield "report.json", _json_bytes(report)
+    yield "report.md", render_report_md(plan, appendix, report)
+    yield "site.json", render_site_json(plan)
+
+
+def render_inventory(
+    plan: SitePlan, appendix: Appendix, *, ssh: SshSettings | None = None, site_dir: Path | None = None
+) -> dict[str, bytes]:
+    """Every file of the inventory directory, as bytes, in :data:`INVENTORY_FILES` order (nothing is written)."""
+    files = dict(iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site_dir))
+    return {name: files[name] for name in INVENTORY_FILES}
+
+
+# --- atomic directory replacement -------------------------------------------------------------------
+
+_RENAME_EXCHANGE: Final = 2
+_AT_FDCWD: Final = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); False when not supported."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an output path that is a file, or a directory holding files msib did not write.
+
+    Raises:
+        InputError: naming the path and what to do (nothing is written).
+    """
+    if out.exists() and not out.is_dir():
+        raise InputError(str(out), "exists and is not a directory", fix="choose a directory for the inventory")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in INVENTORY_FILES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (", …" if len(foreign) > 5 else "")
+            raise InputError(
+                str(out),
+                f"holds files that are not part of an inventory ({shown}); the build replaces the whole directory",
+                fix="choose an empty or new directory for --out",
+            )
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask would race other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_atomically(out: Path, files: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+    """Replace directory `out` by one holding exactly `files`: all of them, or `out` as it was.
+
+    The files are written (and flushed to disk) in a temporary directory beside `out` — each in a
+    background thread while the next is produced, when `files` is a generator — and swapped in with
+    one rename (an atomic exchange when `out` exists, on Linux). Any error, also one raised by the
+    generator, removes the temporary directory and leaves `out` untouched.
+
+    Raises:
+        InputError: `out` is a file, or a directory holding files that are not an inventory's.
+    """
+    out = Path(out)
+    check_out_dir(out)
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=parent))
+    items = files.items() if isinstance(files, Mapping) else files
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        names: set[str] = set()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="msib-write") as pool:
+            pending = []
+            for name, data in items:
+                if name not in INVENTORY_FILES or name in names:
+                    raise ValueError(f"not an inventory file, or given twice: {name!r}")
+                names.add(name)
+                pending.append(pool.submit(_write_file, tmp / name, data))
+            for done in pending:
+                done.result()
+        _fsync_dir(tmp)
+        if out.exists():
+            if _exchange(tmp, out):
+                shutil.rmtree(tmp)  # the old set, now at tmp
+            else:
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+                os.rmdir(old)
+                os.rename(out, old)
+                try:
+                    os.rename(tmp, out)
+                except BaseException:
+                    os.rename(old, out)
+                    raise
+                shutil.rmtree(old)
+        else:
+            os.rename(tmp, out)
+        _fsync_dir(parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --- the build --------------------------------------------------------------------------------------
+
+
+def _check_plan_for_build(plan: SitePlan, appendix: Appendix, site: str) -> None:
+    if plan.code in _RESERVED_GROUPS:
+        raise InputError(site, f"code {plan.code!r} is also the name of an inventory group", where="code",
+                         fix="choose another code")
+    by_circuit: Counter[CircuitName] = Counter()
+    for (circ, *_), n in appendix.stats.items():
+        by_circuit[circ] += n
+    for cname, n in by_circuit.items():
+        circuit = plan.circuits.get(cname)
+        if circuit is not None and n and not circuit.by_role("collector"):
+            raise InputError(
+                site,
+                f"the {cname} circuit has {n} objects in the appendix but no collector to send their logs to",
+                where=f"circuits.{cname}.appliances",
+                fix="add an appliance with role collector to the circuit",
+            )
+
+
+def _check_ssh(ssh: SshSettings) -> None:
+    for flag, path in (("--ssh-config", ssh.ssh_config), ("--ssh-key", ssh.identity_file)):
+        if path is not None and not Path(path).expanduser().is_file():
+            raise InputError(str(path), "no such file", where=flag, fix="check the path")
+    if ssh.user is not None:
+        import re
+
+        if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", ssh.user):
+            raise InputError("--ssh-user", f"{ssh.user!r} is not a valid user name", fix="use a POSIX user name")
+
+
+def build_inventory(
+    site_path: str | Path,
+    appendix_paths: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    as_of: dt.date | None = None,
+    strict: bool = False,
+    ssh: SshSettings | None = None,
+) -> BuildResult:
+    """Build one SB's inventory directory from its site plan and appendix files.
+
+    Args:
+        site_path: the site plan (`site.yml`).
+        appendix_paths: `.xlsx`/`.csv` appendix files, any mix; may be empty (appliances only).
+        out_dir: the inventory directory, replaced as a whole (created if missing).
+        as_of: the day that decides what is past end of life (default: today).
+        strict: refuse to write anything when a row is rejected.
+        ssh: connection settings for the engines (host keys are always checked strictly).
+
+    Returns:
+        The counts of what was written.
+
+    Raises:
+        InputError: an unusable input or output path (exit status 2); nothing is written.
+        RowsRejected: `strict` and some row was rejected (exit status 1); nothing is written.
+
+    Example:
+        >>> build_inventory("site.yml", ["appendix.xlsx"], "inv").objects    # doctest: +SKIP
+        40
+    """
+    if as_of is not None and not isinstance(as_of, dt.date):
+        raise InputError("--as-of", f"{as_of!r} is not a date", fix="give the date as YYYY-MM-DD")
+    out = Path(out_dir)
+    ssh = ssh or SshSettings()
+    paths = [Path(p) for p in appendix_paths]
+    check_out_dir(out)
+    _check_ssh(ssh)
+    site = Path(site_path)
+    with _gc_paused():
+        plan, reads = _read_inputs(site, paths)
+        appendix = check_rows(reads, plan, as_of=as_of or dt.date.today())
+        _check_plan_for_build(plan, appendix, str(site))
+        if strict and appendix.rejected:
+            raise RowsRejected(appendix.rejected)
+        write_atomically(out, iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site.absolute().parent))
+        counts = _counts(plan, appendix)
+    return BuildResult(
+        out_dir=out,
+        as_of=appendix.as_of,
+        data_rows=counts["data_rows"],
+        objects=counts["objects"],
+        rejected=counts["rejected"],
+        excluded=counts["excluded"],
+        appliances=counts["appliances"],
+        os_eol=counts["os_eol"],
+        by_reason=dict(counts["by_reason"]),
+        by_circuit=dict(counts["by_circuit"]),
+        by_os_family=dict(counts["by_os_family"]),
+    )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while tens of thousands of rows are built (nothing cyclic is)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_inputs(site: Path, paths: Sequence[Path]) -> tuple[SitePlan, list[ReadResult]]:
+    """The site plan and every appendix: files are parsed in threads (calamine releases the GIL)
+    while the plan is validated. Errors are raised in a fixed order: the plan, then the files as given."""
+    if not paths:
+        return load_site(site), []
+    with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 4),
+                            thread_name_prefix="msib-read") as pool:
+        futures = [pool.submit(read_appendix, p) for p in paths]
+        try:
+            plan = load_site(site)
+            os_table()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
+        return plan, [f.result() for f in futures]
+
+
+__all__ = [
+    "INVENTORY_FILES",
+    "BuildResult",
+    "RowsRejected",
+    "SshSettings",
+    "build_inventory",
+    "inventory_model",
+    "render_inventory",
+    "write_atomically",
+]
