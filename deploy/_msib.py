@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pyinfra import host
-from pyinfra.api import FactBase, FileUploadCommand, FunctionCommand, OperationError, StringCommand, operation
-from pyinfra.api.exceptions import DeployError
+from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api.exceptions import DeployError, OperationError
+from pyinfra.api.facts import FactBase
+from pyinfra.api.operation import operation
+from pyinfra.context import host
 from pyinfra.facts.files import File, Sha256File
 
 from msib import render
@@ -29,7 +31,7 @@ _GUARDS = ("nft_management",)
 
 def role_context(role: str) -> dict[str, Any]:
     """The render context of `role` for the current host (defaults + msib_* + <role>_*)."""
-    return render.context(role, host.data.dict())
+    return render.context(role, host.data.dict())  # type: ignore[no-untyped-call]
 
 
 def role_vars(role: str) -> dict[str, Any]:

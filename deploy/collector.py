@@ -5,7 +5,7 @@ Same tasks, same bytes as roles/collector (see its README); the order is the rol
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import config, require, role_context, role_vars
@@ -29,9 +29,10 @@ def collector() -> None:
     """Install and configure the circuit's rsyslog collector (roles/collector)."""
     ctx = role_context("collector")
     _preflight(ctx)
-    name = str(ctx["msib_appliance"]["name"])  # type: ignore[index]
-    cert = ctx["collector_cert_file"] or (f"{ctx['collector_cert_dir']}/{name}.pem" if ctx["collector_cert_dir"] else None)
-    key = ctx["collector_key_file"] or (f"{ctx['collector_cert_dir']}/{name}.key" if ctx["collector_cert_dir"] else None)
+    name = str(ctx["msib_appliance"]["name"])
+    cert_dir = ctx["collector_cert_dir"]
+    cert = ctx["collector_cert_file"] or (f"{cert_dir}/{name}.pem" if cert_dir else None)
+    key = ctx["collector_key_file"] or (f"{cert_dir}/{name}.key" if cert_dir else None)
     firewall = bool(ctx["collector_manage_firewall"])
 
     apt.packages(name="Install rsyslog (GnuTLS, RELP) and nftables",

@@ -7,7 +7,7 @@ and only a NEW SSH connection from the controller confirms (disarms) it.
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import commit_ruleset, config, require, role_context, role_vars

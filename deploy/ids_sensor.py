@@ -5,7 +5,7 @@ Same tasks, same bytes as roles/ids_sensor (see its README); the order is the ro
 
 from __future__ import annotations
 
-from pyinfra.api import deploy
+from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import config, require, role_context, role_vars

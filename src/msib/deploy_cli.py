@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from msib.deploy import ENGINES, DeployResult, Engine, Outcome, run_deploy
+from msib.deploy import ENGINES, DeployResult, Outcome, run_deploy
 from msib.errors import InputError
 
 
@@ -75,13 +75,13 @@ def summary_table(result: DeployResult) -> Table:
 def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | None,
                    vars_files: Sequence[Path], console: Console, out: Console, as_json: bool) -> DeployResult:
     """Validate the arguments, run the deploy with a live display, print the summary."""
-    if engine not in ENGINES:
+    if engine not in ENGINES:  # narrows str to Engine below
         raise InputError("--engine", f"unknown engine {engine!r}", fix="pyinfra or ansible")
     extra = read_vars(vars_files)
     with Live(console=console, transient=True, refresh_per_second=8,
               auto_refresh=console.is_terminal) as live:
         progress = LiveProgress(live if console.is_terminal else None)
-        result = run_deploy(inventory, cast(Engine, engine), check=check, limit=limit, extra_vars=extra,
+        result = run_deploy(inventory, engine, check=check, limit=limit, extra_vars=extra,
                             progress=progress)
     (console if as_json else out).print(summary_table(result))
     return result

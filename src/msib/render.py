@@ -75,7 +75,7 @@ def nft_set(items: Iterable[Any]) -> str:
     merged: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
     for version in (4, 6):
         same = [n for n in nets if n.version == version]
-        merged += list(ipaddress.collapse_addresses(same))  # type: ignore[arg-type]
+        merged += list(ipaddress.collapse_addresses(same))  # type: ignore[type-var]
     if not merged:
         raise ValueError("nft_set: an empty set cannot be written inline")
     words = [str(n.network_address) if n.prefixlen == n.max_prefixlen else str(n) for n in merged]
@@ -228,7 +228,8 @@ def context(role: str, variables: Mapping[str, Any], root: Path | None = None) -
     for key, value in variables.items():
         if key.startswith(prefixes):
             ctx[key] = value
-    return plain(ctx)
+    out: dict[str, Any] = plain(ctx)
+    return out
 
 
 def render(role: str, template: str, ctx: Mapping[str, Any], root: Path | None = None) -> str:

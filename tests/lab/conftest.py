@@ -59,7 +59,7 @@ def lab_vars(deploy_lab: Lab) -> dict[str, Any]:
 
     pki = deploy_lab.state_dir / "pki"
     ca = LabCA.ensure(pki)
-    for cname, app in deploy_lab.plan.appliances():
+    for _circuit, app in deploy_lab.plan.appliances():
         if app.role == "collector":
             ca.server_cert(app.name, dns_names=[f"{app.name}.lab.msib"], client_auth=True)
     ca.server_cert("siem", dns_names=["siem.lab.msib"], ip_addresses=["198.19.0.10", "198.18.0.10"])
@@ -68,8 +68,8 @@ def lab_vars(deploy_lab: Lab) -> dict[str, Any]:
 
 def ssh(lab: Lab, name: str, command: str, *, check: bool = True, timeout: float = 60) -> str:
     """Run `command` on lab host `name` as root (sudo), strict host keys; its stdout."""
-    proc = subprocess.run(lab.ssh_argv(name, ["sudo", "sh", "-c", shlex.quote(command)]), capture_output=True, text=True,
-                          timeout=timeout)
+    argv = lab.ssh_argv(name, ["sudo", "sh", "-c", shlex.quote(command)])
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{name}: {command!r} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc.stdout
@@ -78,8 +78,9 @@ def ssh(lab: Lab, name: str, command: str, *, check: bool = True, timeout: float
 def host_state(lab: Lab, name: str, role: str) -> dict[str, str]:
     """sha256, mode and owner of every managed file, service states and the live ruleset's hash."""
     files = " ".join(MANAGED[role])
-    out = ssh(lab, name, f"for f in {files}; do if [ -e $f ]; then echo \"$f $(sha256sum < $f | cut -c1-64) "
-                         f"$(stat -c '%a %U %G' $f)\"; else echo \"$f missing\"; fi; done")
+    out = ssh(lab, name, f"for f in {files}; do if [ -e $f ]; then "
+                         "echo \"$f $(sha256sum < $f | cut -c1-64) $(stat -c '%a %U %G' $f)\"; "
+                         "else echo \"$f missing\"; fi; done")
     state = {line.split(" ", 1)[0]: line.split(" ", 1)[1] for line in out.splitlines() if line}
     for unit in SERVICES[role]:
         state[f"unit:{unit}"] = ssh(lab, name, f"systemctl is-active {unit}; systemctl is-enabled {unit}",

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import REPO, host_state, ssh
 
+from conftest import REPO, host_state, ssh
 from msib.deploy import load_inventory, run_deploy
 from msib.lab import Lab
 
@@ -106,7 +106,7 @@ def test_ruleset_cutting_the_management_path_is_refused_before_apply(
 
 
 def _answers_ssh(lab: Lab, name: str) -> bool:
-    argv = lab.ssh_argv(name)[:-1] + ["-o", "ControlMaster=no", "-o", "ControlPath=none", name, "true"]
+    argv = [*lab.ssh_argv(name)[:-1], "-o", "ControlMaster=no", "-o", "ControlPath=none", name, "true"]
     proc = subprocess.run(argv, capture_output=True, timeout=30)
     return proc.returncode == 0
 

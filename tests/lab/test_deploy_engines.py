@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import host_state
 
+from conftest import host_state
 from msib.deploy import DeployResult, load_inventory, run_deploy
 from msib.lab import Lab
 

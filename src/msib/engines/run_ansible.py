@@ -78,7 +78,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
         if r.status not in ("successful", "failed"):
             tail = (r.stdout.read()[-2000:] if r.stdout else "").strip()
             raise DeployError(f"ansible-playbook did not run ({r.status}, rc={r.rc}): {tail}")
-    for name, hr in result.hosts.items():
+    for hr in result.hosts.values():
         if hr.changed + hr.unchanged + hr.failed == 0 and r.rc != 0:
             hr.error = hr.error or "no task ran on this host"
             hr.failed = 1

@@ -23,11 +23,13 @@ def _deploys() -> dict[str, Any]:
 def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
         progress: Progress | None) -> DeployResult:
     """Connect to `hosts`, add each role's deploy, run it (or only detect changes when `check`)."""
-    from pyinfra.api import BaseStateCallback, Config, Inventory, State
+    from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.deploy import add_deploy
     from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.inventory import Inventory
     from pyinfra.api.operations import run_ops
+    from pyinfra.api.state import BaseStateCallback, State
 
     result = DeployResult("pyinfra", check, {h.name: HostResult() for h in hosts})
     names_data = []
@@ -39,11 +41,11 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
     for h in hosts:
         groups.setdefault(h.role, ([], {}))[0].append(h.name)
-    inventory = Inventory((names_data, {}), **groups)
-    config = Config(CONNECT_TIMEOUT=10, PARALLEL=max(1, len(hosts)), FAIL_PERCENT=None)
+    inventory = Inventory((names_data, {}), **groups)  # type: ignore[no-untyped-call]
+    config = Config(CONNECT_TIMEOUT=10, PARALLEL=max(1, len(hosts)), FAIL_PERCENT=None)  # type: ignore[no-untyped-call]
     state = State(inventory, config, check_for_changes=True)
 
-    class Callback(BaseStateCallback):  # type: ignore[misc]
+    class Callback(BaseStateCallback):
         @staticmethod
         def host_connect_error(state: Any, host: Any, error: Any) -> None:
             result.hosts[host.name].error = f"cannot connect: {error}"
@@ -61,7 +63,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
             if progress:
                 progress.event(host.name, "failed", _op_name(state, op_hash))
 
-    state.add_callback_handler(Callback())
+    state.add_callback_handler(Callback())  # type: ignore[no-untyped-call]
     deploys = _deploys()
     try:
         connect_all(state)
@@ -98,9 +100,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
             meta = op_data.operation_meta
             if check:
                 hr.count("changed" if meta._maybe_is_change else "unchanged")
-            elif not meta.is_complete():
-                hr.count("failed")
-            elif meta.did_error():
+            elif not meta.is_complete() or meta.did_error():
                 hr.count("failed")
             else:
                 hr.count("changed" if meta.did_change() else "unchanged")

@@ -41,8 +41,8 @@ class ActionModule(ActionBase):
             raise AnsibleActionFail("msib.appliances.config needs role, dest and one of template, file, src")
         try:
             from msib import render
-            from msib.errors import MsibError
             from msib.engines import guards
+            from msib.errors import MsibError
         except ImportError as exc:  # the controller runs Ansible from msib's own venv
             raise AnsibleActionFail(f"msib is not importable by this Ansible ({exc})") from None
         try:

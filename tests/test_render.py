@@ -1,0 +1,215 @@
+"""The one renderer: filters, environment rules, context, and the management guard."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from msib import render
+from msib.engines import guards
+from msib.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _inventory() -> dict[str, Any]:
+    import sys
+
+    sys.path.insert(0, str(REPO / "tests" / "lab"))
+    from contract_inventory import contract_hosts
+
+    from msib.lab import Lab
+
+    return contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))
+
+
+def _host_vars(name: str, role: str) -> dict[str, Any]:
+    inv = _inventory()["all"]
+    return {**inv["vars"], **inv["children"][role]["hosts"][name],
+            "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
+
+
+# --- filters --------------------------------------------------------------------------------------
+
+def test_ip_family_keeps_one_version_in_order() -> None:
+    assert render.ip_family(["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"], 4) == ["10.0.0.0/8", "192.0.2.1"]
+    assert render.ip_family(["10.0.0.0/8", "2001:db8::/32"], 6) == ["2001:db8::/32"]
+
+
+def test_nft_set_merges_overlaps_and_writes_hosts_bare() -> None:
+    assert render.nft_set(["198.18.16.0/20", "198.18.31.10", "198.18.0.1/32"]) == "{ 198.18.0.1, 198.18.16.0/20 }"
+
+
+def test_nft_set_refuses_an_empty_set() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        render.nft_set([])
+
+
+def test_port_set_sorts_and_dedups_and_leaves_one_port_bare() -> None:
+    assert render.port_set([6514, 514, 514]) == "{ 514, 6514 }"
+    assert render.port_set([22]) == "22"
+    with pytest.raises(ValueError):
+        render.port_set([0])
+
+
+def test_rsyslog_string_escapes_quotes_and_backslashes() -> None:
+    assert render.rsyslog_string('a "b" \\ c') == '"a \\"b\\" \\\\ c"'
+
+
+def test_yaml_list_is_a_quoted_flow_list() -> None:
+    assert render.yaml_list(["198.18.16.0/20", "10.0.0.0/8"]) == '"[198.18.16.0/20,10.0.0.0/8]"'
+
+
+def test_onoff_and_yesno_take_booleans_only() -> None:
+    assert (render.onoff(True), render.onoff(False), render.yesno(True), render.yesno(False)) == \
+        ("on", "off", "yes", "no")
+    with pytest.raises(TypeError):
+        render.onoff("yes")
+    with pytest.raises(TypeError):
+        render.yesno(1)
+
+
+def test_host_address_drops_the_prefix() -> None:
+    assert render.host_address("198.18.0.1/24") == "198.18.0.1"
+
+
+def test_plain_turns_subclasses_and_tuples_into_json_types() -> None:
+    class Tagged(str):
+        pass
+
+    out = render.plain({"a": (1, Tagged("x"))})
+    assert out == {"a": [1, "x"]} and type(out["a"][1]) is str
+
+
+def test_every_filter_is_registered_and_documented() -> None:
+    env = render.environment()
+    for name, func in render.FILTERS.items():
+        assert env.filters[name] is func
+        assert func.__doc__ and func.__doc__.strip()
+
+
+# --- environment and context ----------------------------------------------------------------------
+
+def test_environment_is_strict_and_keeps_the_trailing_newline() -> None:
+    env = render.environment()
+    assert env.undefined.__name__ == "StrictUndefined"
+    assert env.trim_blocks and env.lstrip_blocks and env.keep_trailing_newline
+
+
+def test_a_missing_variable_is_an_input_error_naming_the_template() -> None:
+    ctx = render.context("firewall", {})
+    with pytest.raises(InputError, match=r"ruleset\.nft\.j2.*undefined"):
+        render.render("firewall", "ruleset.nft.j2", ctx)
+
+
+def test_context_takes_only_msib_and_role_variables() -> None:
+    ctx = render.context("collector", {"msib_x": 1, "collector_queue_size": 5, "ansible_host": "h",
+                                       "firewall_guard": False})
+    assert ctx["msib_x"] == 1 and ctx["collector_queue_size"] == 5
+    assert "ansible_host" not in ctx and "firewall_guard" not in ctx
+    assert ctx["collector_queue_highwatermark"] == 160000  # from defaults/main.yml
+
+
+def test_unknown_role_and_template_are_input_errors() -> None:
+    with pytest.raises(InputError):
+        render.defaults("nope")
+    with pytest.raises(InputError, match="no such template"):
+        render.render("collector", "nope.j2", {})
+
+
+def test_role_file_stays_inside_the_role() -> None:
+    assert b"sid:9900001" in render.role_file("ids_sensor", "rules/msib-lab.rules")
+    with pytest.raises(InputError):
+        render.role_file("ids_sensor", "../defaults/main.yml")
+
+
+def test_rendering_is_deterministic() -> None:
+    ctx = render.context("collector", _host_vars("col-int-1", "collector"))
+    assert render.render("collector", "rsyslog.conf.j2", ctx) == render.render("collector", "rsyslog.conf.j2", ctx)
+
+
+def test_collector_config_has_an_explicitly_sized_disk_assisted_queue() -> None:
+    ctx = render.context("collector", _host_vars("col-int-1", "collector"))
+    text = render.render("collector", "rsyslog.conf.j2", ctx)
+    for needle in ('queue.size="200000"', 'queue.saveOnShutdown="on"', 'action.resumeRetryCount="-1"',
+                   'queue.maxDiskSpace="2g"', 'queue.filename="msib_siem"',
+                   'StreamDriverPermittedPeers="siem.lab.msib"', 'StreamDriverAuthMode="x509/name"',
+                   "$AllowedSender UDP, 198.18.16.0/20"):
+        assert needle in text
+
+
+def test_relp_transport_renders_an_omrelp_action_with_tls() -> None:
+    hv = _host_vars("col-int-1", "collector")
+    hv["msib_siem"] = {**hv["msib_siem"], "syslog": {**hv["msib_siem"]["syslog"], "transport": "relp+tls"}}
+    text = render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
+    assert 'type="omrelp"' in text and 'tls="on"' in text and 'tls.permittedPeer=["siem.lab.msib"]' in text
+
+
+def test_suricata_home_net_is_the_circuit() -> None:
+    ctx = render.context("ids_sensor", _host_vars("ids-ext-1", "ids_sensor"))
+    text = render.render("ids_sensor", "suricata.yaml.j2", ctx)
+    assert 'HOME_NET: "[198.18.32.0/20]"' in text and "interface: eth1" in text
+    yaml.safe_load(text.split("---", 1)[1])
+
+
+@pytest.mark.parametrize(("role", "host", "template"), [
+    ("firewall", "fw-int-1", "ruleset.nft.j2"), ("collector", "col-ext-1", "collector.nft.j2")])
+def test_rendered_rulesets_pass_nft_check(role: str, host: str, template: str, tmp_path: Path) -> None:
+    path = tmp_path / "r.nft"
+    path.write_text(render.render(role, template, render.context(role, _host_vars(host, role))))
+    proc = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# --- the management guard -------------------------------------------------------------------------
+
+def _fw(**extra: Any) -> tuple[str, dict[str, Any]]:
+    ctx = render.context("firewall", {**_host_vars("fw-int-1", "firewall"), **extra})
+    return render.render("firewall", "ruleset.nft.j2", ctx), ctx
+
+
+def test_guard_accepts_the_rendered_ruleset() -> None:
+    text, ctx = _fw()
+    guards.check("nft_management", text, ctx)
+
+
+def test_guard_refuses_a_ruleset_without_the_ssh_port_of_the_controller() -> None:
+    text, ctx = _fw(firewall_ssh_port=2222)
+    with pytest.raises(guards.LockoutError, match=r"tcp/22 from 198\.18\.0\.1/32"):
+        guards.check("nft_management", text, ctx)
+
+
+def test_guard_refuses_a_drop_before_the_management_rule() -> None:
+    text = ("table inet t {\n chain input {\n  type filter hook input priority 0; policy accept;\n"
+            "  tcp dport 22 drop\n  ip saddr 198.18.0.1 tcp dport 22 accept\n }\n}\n")
+    with pytest.raises(guards.LockoutError, match="drops before"):
+        guards.nft_management(text, ["198.18.0.1/32"], 22)
+
+
+def test_guard_refuses_a_management_rule_for_other_sources() -> None:
+    text = ("table inet t {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
+            "  ip saddr 10.0.0.0/8 tcp dport { 22, 443 } accept\n }\n}\n")
+    with pytest.raises(guards.LockoutError):
+        guards.nft_management(text, ["198.18.0.1/32"], 22)
+
+
+def test_guard_accepts_a_port_set_and_a_covering_network() -> None:
+    text = ("table inet t {\n chain input {\n  type filter hook input priority 0; policy drop;\n"
+            "  ip saddr { 198.18.0.0/24, 10.1.1.1 } tcp dport { 22, 443 } accept\n  counter drop\n }\n}\n")
+    guards.nft_management(text, ["198.18.0.1/32"], 22)
+
+
+def test_guard_refuses_when_there_are_no_controllers() -> None:
+    with pytest.raises(guards.LockoutError, match="no controllers"):
+        guards.nft_management("table inet t { }", [], 22)
+
+
+def test_guard_can_be_turned_off_only_by_the_role_flag() -> None:
+    text, ctx = _fw(firewall_ssh_port=2222, firewall_guard=False)
+    guards.check("nft_management", text, ctx)
+    with pytest.raises(ValueError):
+        guards.check("nope", text, ctx)
