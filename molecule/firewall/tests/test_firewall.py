@@ -1,0 +1,16 @@
+"""testinfra checks of a converged firewall."""
+
+
+def test_management_path_is_the_first_input_rule(host):
+    out = host.run("sudo nft list chain inet msib input").stdout
+    rules = [line.strip() for line in out.splitlines() if "accept" in line or "drop" in line]
+    assert "msib management path" in rules[0]
+
+
+def test_ruleset_is_confirmed_and_persisted(host):
+    assert host.run("sudo /usr/local/sbin/msib-nft-commit status").stdout.strip() == "applied"
+    assert host.run("sudo cmp /etc/msib/firewall/ruleset.nft /etc/nftables.conf").rc == 0
+
+
+def test_containment_set_has_timeouts(host):
+    assert "timeout" in host.run("sudo nft list set inet msib msib_blocked").stdout
