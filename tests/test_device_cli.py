@@ -17,6 +17,7 @@ from msib.inventory import SshSettings, inventory_model, render_hosts_yml
 from msib.site import parse_site
 
 MSIB = [sys.executable, "-c", "from msib.cli import main; main()"]
+COLLECTOR = "127.0.0.10"   # written into device configs as the syslog target; never contacted
 
 
 @pytest.fixture
@@ -32,19 +33,24 @@ def _inventory(tmp_path: Path, sims: tuple[DevSim, ...], *, pin: bool = True) ->
     known_hosts = tmp_path / "known_hosts"
     if pin:
         known_hosts.write_text("".join(f"[{LOCALHOST}]:{s.port} {s.public_key()}\n" for s in sims))
+    # The site plan wants a distinct management address per appliance; the tests connect to
+    # 127.0.0.1 only, so every simulator's address is mapped back to it after the build (as if
+    # each device sat behind its own forwarded port). The collector address is data only.
     plan = parse_site({
         "state_body": "Test body", "code": "lab",
         "siem": {"syslog": {"host": LOCALHOST}},
         "circuits": {"internal": {"networks": ["127.0.0.0/8"], "appliances": [
-            {"name": "col-int-1", "role": "collector", "address": LOCALHOST},
-            *({"name": s.hostname, "role": "firewall", "address": LOCALHOST, "platform": "cisco_ios",
-               "port": s.port} for s in sims),
+            {"name": "col-int-1", "role": "collector", "address": COLLECTOR},
+            *({"name": s.hostname, "role": "firewall", "address": f"127.0.0.{i + 1}", "platform": "cisco_ios",
+               "port": s.port} for i, s in enumerate(sims)),
         ]}},
     }, "test")
+    model = inventory_model(plan, None, ssh=SshSettings(known_hosts=known_hosts))
+    for host in model["all"]["children"]["netdev"]["hosts"].values():
+        host["ansible_host"] = LOCALHOST
     inv = tmp_path / "inventory"
     inv.mkdir()
-    (inv / "hosts.yml").write_bytes(render_hosts_yml(inventory_model(plan, None, ssh=SshSettings(
-        known_hosts=known_hosts))))
+    (inv / "hosts.yml").write_bytes(render_hosts_yml(model))
     return inv
 
 
@@ -68,11 +74,11 @@ def test_backup_configure_check_over_the_inventory(two: tuple[DevSim, DevSim], t
 
     before = _msib("check", "-i", str(inv), tmp_path=tmp_path)
     assert before.returncode == 1
-    assert "FAIL: no logging to 127.0.0.1" in before.stdout
+    assert "FAIL: no logging to 127.0.0.10" in before.stdout
 
     dry = _msib("configure-logging", "-i", str(inv), "--check", "--json", tmp_path=tmp_path)
     assert dry.returncode == 0, dry.stderr
-    assert all(d["result"]["dry_run"] and d["result"]["lines"] == ["logging host 127.0.0.1 transport tcp port 514"]
+    assert all(d["result"]["dry_run"] and d["result"]["lines"] == ["logging host 127.0.0.10 transport tcp port 514"]
                for d in json.loads(dry.stdout)["devices"])
     assert _msib("check", "-i", str(inv), tmp_path=tmp_path).returncode == 1   # --check changed nothing
 
@@ -85,7 +91,7 @@ def test_backup_configure_check_over_the_inventory(two: tuple[DevSim, DevSim], t
     after = _msib("check", "-i", str(inv), "--json", tmp_path=tmp_path)
     assert after.returncode == 0, after.stdout
     assert [d["result"]["evidence"] for d in json.loads(after.stdout)["devices"]] == [
-        ["logging host 127.0.0.1 transport tcp port 514"]] * 2
+        ["logging host 127.0.0.10 transport tcp port 514"]] * 2
 
 
 def test_one_device_with_a_wrong_key_fails_alone(two: tuple[DevSim, DevSim], tmp_path: Path) -> None:

@@ -385,3 +385,14 @@ def test_credentials_from_ansible_vault(tmp_path: Path) -> None:
     (tmp_path / "plain.yml").write_text("msib_device_username: ops\nmsib_device_password: pw\n")
     with pytest.raises(InputError, match="not an ansible-vault file"):
         DeviceCredentials.resolve(tmp_path / "plain.yml", tmp_path / "pw", env={})
+
+
+def test_privilege_15_login_needs_no_enable_secret(sim: DevSim, tmp_path: Path) -> None:
+    with netdevice(sim, tmp_path) as dev:
+        dev.push(["username admin privilege 15 secret 0 Adm1n-pw"])
+    admin = NetDevice(sim.target(), DeviceCredentials("admin", Secret("Adm1n-pw")),
+                      known_hosts=tmp_path / "known_hosts", backup_dir=tmp_path / "backups")
+    with admin as dev:
+        assert dev._conn.find_prompt() == "fw-ext-1#"
+        assert "username admin privilege 15 secret 9 $9$" in dev.running_config()
+    assert "Adm1n-pw" not in (sim.state / "running-config").read_text()
