@@ -46,6 +46,7 @@ from msib.ioscfg import AclEntry, LoggingHost
 from msib.secrets import Secret
 
 log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # a library: the application decides where logs go
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
