@@ -567,7 +567,7 @@ class CheckRun:
     def exit_code(self) -> int:
         """0 all passed; 2 an error prevented checking; 1 a check failed."""
         counts = self.counts()
-        if counts["errors"]:
+        if counts["errors"] or not self.results:
             return 2
         return 1 if counts["failed"] else 0
 
@@ -621,16 +621,22 @@ def _pytest_argv(h: InventoryHost, ssh_config: Path, inventory: Path, vars_files
 def _check_host(h: InventoryHost, inv: Inventory, vars_files: Sequence[Path], ssh_config: Path, workdir: Path,
                 on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
     """Run every check of `h`'s role on it; a host that cannot be checked gives error results."""
+    def fail_all(message: str) -> list[CheckResult]:
+        results = _error_results(h, message)
+        for r in results:
+            on_result(r)
+        return results
+
     reason = _strict(ssh_config, h.name)
     if reason:
-        return _error_results(h, reason)
+        return fail_all(reason)
     try:
         pre = subprocess.run(["ssh", "-F", str(ssh_config), h.name, "true"], capture_output=True, text=True,
                              timeout=60, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return _error_results(h, "ssh: no answer within 60 s")
+        return fail_all("ssh: no answer within 60 s")
     if pre.returncode != 0:
-        return _error_results(h, "ssh failed: " + (pre.stderr.strip() or f"exit status {pre.returncode}"))
+        return fail_all("ssh failed: " + (pre.stderr.strip() or f"exit status {pre.returncode}"))
     argv = _pytest_argv(h, ssh_config, inv.path, vars_files)
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     got: list[CheckResult] = []
@@ -724,6 +730,11 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
                 subprocess.run(["ssh", "-F", str(ssh_config), "-O", "exit", h.name], capture_output=True,
                                timeout=10, stdin=subprocess.DEVNULL)
         shutil.rmtree(workdir, ignore_errors=True)
+    for h in hosts:  # every check of every host has a result, whatever happened
+        done = {r.check_id for r in run.results if r.host == h.name}
+        for r in _error_results(h, "no result came back for this check"):
+            if r.check_id not in done:
+                run.results.append(r)
     order = {s.id: i for i, s in enumerate(catalogue().values())}
     host_order = {h.name: i for i, h in enumerate(hosts)}
     run.results.sort(key=lambda r: (host_order.get(r.host, 0), order.get(r.check_id, 0)))

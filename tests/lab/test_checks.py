@@ -5,6 +5,7 @@ Each break is undone in a `finally`, and the host is checked again to prove it w
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 import subprocess
@@ -78,7 +79,8 @@ BREAKS: dict[str, tuple[str, str, str, set[str], str]] = {
         "systemctl start rsyslog.service",
         {"MSIB-COL-002"}, "rsyslog is not active"),
     "edit a managed file": (
-        "col-ext-1", "cp -p /etc/rsyslog.conf /root/rsyslog.conf.msib-test && echo \"# local edit\" >> /etc/rsyslog.conf",
+        "col-ext-1",
+        "cp -p /etc/rsyslog.conf /root/rsyslog.conf.msib-test && echo \"# local edit\" >> /etc/rsyslog.conf",
         "mv -f /root/rsyslog.conf.msib-test /etc/rsyslog.conf",
         {"MSIB-COL-003"}, "/etc/rsyslog.conf: DRIFT"),
     "flush nftables": (
@@ -109,12 +111,10 @@ def test_breaking_one_thing_fails_exactly_its_check_with_evidence(
     failed = {(f["host"], f["check"]) for f in summary["failures"]}
     assert failed == {(host, c) for c in wanted}, summary["failures"]
     assert (rc, summary["errors"]) == (1, 0)
-    assert all(words in f["evidence"] or any(words in g["evidence"] for g in summary["failures"])
-               for f in summary["failures"])
+    assert any(words in f["evidence"] for f in summary["failures"]), summary["failures"]
     page = (tmp_path / "broken" / "report.html").read_text()
     assert 'id="verdict" class="verdict v-fail"' in page
-    import html as _html
-    assert _html.escape(words) in page
+    assert html.escape(words) in page
     for c in wanted:
         assert f'id="{host}-{c}"' in page
     rc_after, after = msib_check(converged, tmp_path / "restored", "--limit", host)
