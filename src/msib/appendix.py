@@ -338,6 +338,18 @@ OBJECT_KEYS: Final = (
 )
 
 
+def object_dicts(rows: Iterable[ObjectRow]) -> list[dict[str, Any]]:
+    """``objects.json`` entries of compact rows (the same as :meth:`AppendixObject.to_json`)."""
+    return [
+        {
+            "sb": sb, "department": dep, "location": loc, "responsible": resp, "hostname": host,
+            "ip": ip, "os": os_, "os_raw": raw, "os_family": fam, "os_eol": eol, "os_eol_date": eol_date,
+            "circuit": circuit, "source": {"file": file, "sheet": sheet, "row": row},
+        }
+        for sb, dep, loc, resp, host, ip, os_, raw, fam, eol, eol_date, circuit, file, sheet, row in rows
+    ]
+
+
 @dataclass(frozen=True)
 class Appendix:
     """All appendix files of one build, checked against the site plan."""
@@ -360,15 +372,7 @@ class Appendix:
 
     def object_dicts(self) -> list[dict[str, Any]]:
         """The ``objects.json`` entries (the same as ``[o.to_json() for o in objects]``, faster)."""
-        return [
-            {
-                "sb": sb, "department": dep, "location": loc, "responsible": resp, "hostname": host,
-                "ip": ip, "os": os_, "os_raw": raw, "os_family": fam, "os_eol": eol, "os_eol_date": eol_date,
-                "circuit": circuit, "source": {"file": file, "sheet": sheet, "row": row},
-            }
-            for sb, dep, loc, resp, host, ip, os_, raw, fam, eol, eol_date, circuit, file, sheet, row
-            in self.object_rows
-        ]
+        return object_dicts(self.object_rows)
 
     @property
     def data_rows(self) -> int:
@@ -561,8 +565,38 @@ def _hostname_like(text: str) -> bool:
 
 # --- reading ----------------------------------------------------------------------------------------
 
-#: merged-cell fills of one sheet: row index -> the columns whose value came from a merge
-_Filled = dict[int, set[int]]
+class _Filled:
+    """Which cells of a sheet hold a value copied in from a merged block (not typed in that row).
+
+    Looked up only for the few rows that are not plainly data rows, so it stores the blocks, bucketed
+    by row, rather than one entry per filled cell.
+    """
+
+    _BUCKET: Final = 256
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, int, int, int]] = []  # top, bottom, left, right (inclusive)
+        self._buckets: dict[int, list[int]] = {}
+
+    def add(self, top: int, bottom: int, left: int, right: int) -> None:
+        k = len(self._blocks)
+        self._blocks.append((top, bottom, left, right))
+        for bucket in range(top // self._BUCKET, bottom // self._BUCKET + 1):
+            self._buckets.setdefault(bucket, []).append(k)
+
+    def get(self, row: int) -> set[int] | None:
+        """The columns of `row` whose value came from a merge, or None."""
+        ks = self._buckets.get(row // self._BUCKET)
+        if not ks:
+            return None
+        cols: set[int] = set()
+        for k in ks:
+            top, bottom, left, right = self._blocks[k]
+            if top <= row <= bottom:
+                cols.update(range(left, right + 1))
+                if row == top:
+                    cols.discard(left)
+        return cols or None
 
 
 def _own_values(row: Sequence[object], filled: set[int] | None) -> set[object]:
@@ -688,9 +722,9 @@ def _scan(
 
 def _fill_merged(data: list[list[Any]], ranges: Iterable[tuple[tuple[int, int], tuple[int, int]]],
                  origin: tuple[int, int]) -> _Filled:
-    """Copy each merged block's top-left value into every cell of the block (in place)."""
+    """Copy each merged block's top-left value into every empty cell of the block (in place)."""
     r0, c0 = origin
-    filled: _Filled = {}
+    filled = _Filled()
     for (top, left), (bottom, right) in ranges:
         rt, cl = top - r0, left - c0
         if not (0 <= rt < len(data)) or cl < 0 or cl >= len(data[rt]):
@@ -700,14 +734,15 @@ def _fill_merged(data: list[list[Any]], ranges: Iterable[tuple[tuple[int, int], 
             continue
         last_row = min(bottom - r0, len(data) - 1)
         last_col = right - c0
-        for rr in range(rt, last_row + 1):
-            row = data[rr]
+        filled.add(rt, last_row, cl, last_col)
+        block = data[rt : last_row + 1]
+        for row in block:
             if len(row) <= last_col:
                 row.extend([""] * (last_col + 1 - len(row)))
-            for cc in range(cl, last_col + 1):
-                if (rr != rt or cc != cl) and (row[cc] == "" or row[cc] is None):
+        for cc in range(cl, last_col + 1):
+            for row in block[1:] if cc == cl else block:
+                if row[cc] == "" or row[cc] is None:
                     row[cc] = value
-                    filled.setdefault(rr, set()).add(cc)
     return filled
 
 
@@ -749,9 +784,12 @@ def _read_xlsx(path: Path, name: str) -> ReadResult:
                 sheet = wb.get_sheet_by_name(meta.name)
                 data: list[list[Any]] = sheet.to_python(skip_empty_area=True)
                 r0, c0 = sheet.start or (0, 0)
-                filled = _fill_merged(data, sheet.merged_cell_ranges or (), (r0, c0))
+                merged = sheet.merged_cell_ranges or ()
+                del sheet  # the parsed sheet: only the Python lists are needed from here on
+                filled = _fill_merged(data, merged, (r0, c0))
                 numbers = range(r0 + 1, r0 + 1 + len(data))
                 table, info, skip = _scan(data, numbers, file=name, sheet=meta.name, col_base=c0, filled=filled)
+                del data
                 sheets.append(info)
                 skipped.extend(skip)
                 if table is not None:
@@ -848,7 +886,7 @@ def _read_csv(path: Path, name: str) -> ReadResult:
         )
     _, text, encoding, delimiter = best
     rows, numbers = _csv_rows(text, delimiter, name)
-    table, info, skipped = _scan(rows, numbers, file=name, sheet=None, col_base=0, filled={})
+    table, info, skipped = _scan(rows, numbers, file=name, sheet=None, col_base=0, filled=_Filled())
     sha = hashlib.sha256(raw).hexdigest()
     tables = (table,) if table is not None else ()
     return ReadResult(InputFile(name, "csv", sha, encoding, delimiter), tables, (info,), tuple(skipped))
@@ -1092,10 +1130,11 @@ def normalize_hostname(text: str) -> str:
         'arm-0003.mcri.local'
     """
     name = _fold_hostname(text)
-    if not (_HOSTNAME_RE.fullmatch(name) and len(name) <= 253 and name.isascii()):
-        name = _fold_hostname(text.translate(_INVISIBLE))
-        if not (_HOSTNAME_RE.fullmatch(name) and len(name) <= 253 and name.isascii()):
-            raise ValueError(_hostname_problem(name))
+    if not (_HOSTNAME_RE.fullmatch(name) and len(name) <= 253 and text.isascii()):
+        visible = text.translate(_INVISIBLE)
+        name = _fold_hostname(visible)
+        if not (_HOSTNAME_RE.fullmatch(name) and len(name) <= 253 and visible.isascii()):
+            raise ValueError(_hostname_problem(name if visible.isascii() else visible.strip()))
     if _CANONICAL_IPV4_RE.fullmatch(name):
         raise ValueError("an IP address, not a network name")
     return name
@@ -1163,7 +1202,9 @@ class _Prepared:
     """Pass 1 over one table, by column: folded hostnames, parsed IPs, exclusion hits."""
 
     table: Table
-    hosts: list[str]  # folded, not yet validated
+    hosts: list[str]  # folded (normalised when valid)
+    host_ok: list[bool]  # a valid network name
+    host_errors: list[str | None]  # why it is not
     ips: list[str | None]  # canonical text, None when missing or invalid
     versions: list[int]  # 4 or 6; 0 when there is no valid IP
     numbers: list[int]  # the IP as an integer (0 when none)
@@ -1192,10 +1233,24 @@ def _in_flags(nets: _Nets, versions: list[int], numbers: list[int], only: list[b
 
 
 def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) -> _Prepared:
-    hosts = [
-        h.strip().lower().rstrip(".") if type(h) is str else _fold_hostname(cell_text(h))
-        for h in table.cells["hostname"]
+    raw_hosts = table.cells["hostname"]
+    hosts = [h.strip().lower().rstrip(".") if type(h) is str else _fold_hostname(cell_text(h)) for h in raw_hosts]
+    hostname_ok = _HOSTNAME_RE.fullmatch
+    looks_like_ip = _CANONICAL_IPV4_RE.fullmatch
+    host_ok = [
+        hostname_ok(h) is not None and len(h) <= 253 and (type(raw) is not str or raw.isascii())
+        and not (h[0].isdigit() and looks_like_ip(h) is not None)
+        for h, raw in zip(hosts, raw_hosts, strict=True)
     ]
+    host_errors: list[str | None] = [None] * len(hosts)
+    for i in [i for i, ok in enumerate(host_ok) if not ok]:
+        if not hosts[i]:
+            continue  # missing, not invalid
+        try:  # the slow, complete check: it also drops invisible characters
+            hosts[i] = normalize_hostname(cell_text(raw_hosts[i]))
+            host_ok[i] = True
+        except ValueError as exc:
+            host_errors[i] = str(exc)
     canonical = _CANONICAL_IPV4_RE.fullmatch
     raw_ips = table.cells["ip"]
     ips: list[str | None] = [x if type(x) is str and canonical(x) else None for x in raw_ips]
@@ -1224,7 +1279,7 @@ def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) 
             e or (bool(h) and (match(h) is not None or ("." in h and match(h.split(".", 1)[0]) is not None)))
             for e, h in zip(excluded, hosts, strict=True)
         ]
-    return _Prepared(table, hosts, ips, versions, numbers, errors, excluded)
+    return _Prepared(table, hosts, host_ok, host_errors, ips, versions, numbers, errors, excluded)
 
 
 def _v4_host_ok(value: int) -> bool:
@@ -1304,8 +1359,6 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
             ok = sb_ok[key] = text is None or _fold(text) in sb_names
         return ok
 
-    hostname_ok = _HOSTNAME_RE.fullmatch
-    canonical_ip = _CANONICAL_IPV4_RE.fullmatch
 
     # pass 2 (by column): the checks that need no other row
     Outcome = tuple[int, int, Rejection]  # (table index, row index, rejection): sorted at the end
@@ -1318,11 +1371,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         sb_flags = [
             (sb_ok[v] if v in sb_ok else sb_known(v)) if type(v) is str else sb_known(v) for v in cells["sb"]
         ]
-        host_flags = [
-            bool(h) and hostname_ok(h) is not None and h.isascii() and len(h) <= 253
-            and not (h[0].isdigit() and canonical_ip(h) is not None)
-            for h in prep.hosts
-        ]
+        host_flags = prep.host_ok
         in_flags = [False] * len(table)
         for cname, nets in circuit_nets.items():
             mine = [c == cname for c in table.circuits]
@@ -1478,12 +1527,7 @@ def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SiteP
     if not host:
         return _rejection(prep, i, "missing_hostname", "hostname", "no network name given")
     if not host_ok:
-        try:
-            normalize_hostname(host)
-            why = "not a valid network name"
-        except ValueError as exc:
-            why = f"not a valid network name: {exc}"
-        return _rejection(prep, i, "invalid_hostname", "hostname", why)
+        return _rejection(prep, i, "invalid_hostname", "hostname", f"not a valid network name: {prep.host_errors[i]}")
     ip_text = prep.ips[i]
     if ip_text is None:
         err = prep.errors[i]

@@ -54,6 +54,7 @@ from msib.appendix import (
     Reason,
     Rejection,
     check_rows,
+    object_dicts,
     os_table,
     read_appendix,
 )
@@ -407,17 +408,32 @@ def _json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-def render_objects_json(appendix: Appendix) -> bytes:
-    """``objects.json``: a JSON array with one object per line (greppable, diffable, compact).
+_OBJECTS_BATCH: Final = 2000
 
+
+def iter_objects_json(appendix: Appendix) -> Iterator[bytes]:
+    """``objects.json`` in pieces: a JSON array with one object per line (greppable, diffable).
+
+    Built a batch of objects at a time, so a 50,000-row appendix never holds all of it in memory.
     Every entry starts with the key ``"sb"``; the byte sequence ``},{"sb":`` cannot occur inside a
     JSON string (its quote would be escaped), so it marks exactly the boundaries between entries.
     """
-    dicts = appendix.object_dicts()
-    if not dicts:
-        return b"[]\n"
-    text = orjson.dumps(dicts)
-    return b"[\n" + text[1:-1].replace(b'},{"sb":', b'},\n{"sb":') + b"\n]\n"
+    rows = appendix.object_rows
+    if not rows:
+        yield b"[]\n"
+        return
+    yield b"[\n"
+    for start in range(0, len(rows), _OBJECTS_BATCH):
+        text = orjson.dumps(object_dicts(rows[start : start + _OBJECTS_BATCH]))
+        if start:
+            yield b",\n"
+        yield text[1:-1].replace(b'},{"sb":', b'},\n{"sb":')
+    yield b"\n]\n"
+
+
+def render_objects_json(appendix: Appendix) -> bytes:
+    """``objects.json`` as one piece of bytes (see :func:`iter_objects_json`)."""
+    return b"".join(iter_objects_json(appendix))
 
 
 def _counts(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
@@ -585,12 +601,12 @@ def render_site_json(plan: SitePlan) -> bytes:
 
 def iter_inventory_files(
     plan: SitePlan, appendix: Appendix, *, ssh: SshSettings | None = None, site_dir: Path | None = None
-) -> Iterator[tuple[str, bytes]]:
-    """Render the inventory files one by one, the largest (objects.json) first.
+) -> Iterator[tuple[str, bytes | Iterable[bytes]]]:
+    """Render the inventory files one by one, the largest (objects.json, itself in pieces) first.
 
     A generator, so that :func:`write_atomically` can write one file while the next is rendered.
     """
-    yield "objects.json", render_objects_json(appendix)
+    yield "objects.json", iter_objects_json(appendix)
     yield "hosts.yml", render_hosts_yml(inventory_model(plan, appendix, ssh=ssh, site_dir=site_dir))
     yield "pyinfra_inventory.py", PYINFRA_INVENTORY.encode("utf-8")
     report = report_data(plan, appendix)
@@ -603,7 +619,10 @@ def render_inventory(
     plan: SitePlan, appendix: Appendix, *, ssh: SshSettings | None = None, site_dir: Path | None = None
 ) -> dict[str, bytes]:
     """Every file of the inventory directory, as bytes, in :data:`INVENTORY_FILES` order (nothing is written)."""
-    files = dict(iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site_dir))
+    files = {
+        name: data if isinstance(data, bytes) else b"".join(data)
+        for name, data in iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site_dir)
+    }
     return {name: files[name] for name in INVENTORY_FILES}
 
 
@@ -669,21 +688,29 @@ def _umask() -> int:
     return 0o022
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def _write_file(path: Path, data: bytes | Iterable[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     with os.fdopen(fd, "wb") as f:
-        f.write(data)
+        if isinstance(data, bytes):
+            f.write(data)
+        else:
+            for chunk in data:
+                f.write(chunk)
         f.flush()
         os.fsync(f.fileno())
 
 
-def write_atomically(out: Path, files: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> None:
+def write_atomically(
+    out: Path, files: Mapping[str, bytes | Iterable[bytes]] | Iterable[tuple[str, bytes | Iterable[bytes]]]
+) -> None:
     """Replace directory `out` by one holding exactly `files`: all of them, or `out` as it was.
 
     The files are written (and flushed to disk) in a temporary directory beside `out` — each in a
     background thread while the next is produced, when `files` is a generator — and swapped in with
     one rename (an atomic exchange when `out` exists, on Linux). Any error, also one raised by the
     generator, removes the temporary directory and leaves `out` untouched.
+
+    A file's content is bytes, or an iterable of byte pieces (written as they come).
 
     Raises:
         InputError: `out` is a file, or a directory holding files that are not an inventory's.
