@@ -597,11 +597,11 @@ def main() -> None:
         console.print("[red]interrupted[/]")
         sys.exit(130)
     except Exception as exc:  # a click usage error or a bug: still one line unless --debug
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
+        # typer vendors its own click: recognise its usage errors by shape, not by class
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            show()
+            sys.exit(code or 2)
         if _DEBUG or "--debug" in sys.argv:
             raise
         console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for a traceback)")
