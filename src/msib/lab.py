@@ -25,6 +25,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -609,7 +610,75 @@ class Lab:
                 raise LabError(f"lab host {h.name} did not start: see {d / 'console.log'}")
             time.sleep(0.01)
 
+    def _start(self, h: LabHost, base: Path, pubkey: str) -> None:
+        """Start one host: a booted Debian system, or for a vendor device msib's simulator."""
+        if h.role == "device":
+            self._start_device(h)
+        else:
+            self._boot(h, self._prepare_root(h, base, pubkey))
+
+    def _host_key_pub(self, h: LabHost) -> Path:
+        if h.role == "device":
+            return self._host_dir(h) / "devsim" / "ssh_host_ed25519_key.pub"
+        return self._host_dir(h) / "upper/etc/ssh/ssh_host_ed25519_key.pub"
+
+    def device_credentials(self) -> dict[str, str]:
+        """The lab devices' login (generated once; kept 0600 in the lab state, never printed)."""
+        path = self.state_dir / "devices" / "credentials.env"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
+            tmp.write_text(f"MSIB_DEVICE_USERNAME={self.plan.management.ssh_user}\n"
+                           f"MSIB_DEVICE_PASSWORD={secrets.token_urlsafe(18)}\n"
+                           f"MSIB_DEVICE_ENABLE={secrets.token_urlsafe(18)}\n")
+            tmp.replace(path)
+        return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+    def _start_device(self, h: LabHost) -> None:
+        """A vendor firewall: msib's IOS simulator (msib.devsim) listening in the host's namespace."""
+        d = self._host_dir(h)
+        shutil.rmtree(d, ignore_errors=True)
+        state = d / "devsim"
+        state.mkdir(parents=True)
+        # the host key is made here, so that the lab pins it before the first connection
+        _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{h.name}", "-f",
+              str(state / "ssh_host_ed25519_key")])
+        creds = self.device_credentials()
+        env = {**os.environ, **creds}
+        argv = ["ip", "netns", "exec", h.netns(self.spec.name), sys.executable, "-m", "msib.devsim",
+                "--listen", str(h.address), "--port", "22", "--state", str(state),
+                "--username", creds["MSIB_DEVICE_USERNAME"], "--password-env", "MSIB_DEVICE_PASSWORD",
+                "--enable-env", "MSIB_DEVICE_ENABLE", "--hostname", h.name]
+        cgroups = []
+        for r in _cgroup_roots():
+            cg = r / self.cgroup_name / h.name
+            cg.mkdir(parents=True, exist_ok=True)
+            cgroups.append(cg / "cgroup.procs")
+
+        def enter_cgroup() -> None:
+            for procs in cgroups:
+                procs.write_text(str(os.getpid()))
+
+        log = open(d / "console.log", "ab")  # noqa: SIM115 - handed to the child
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True, preexec_fn=enter_cgroup)
+        (d / "nspawn.pid").write_text(f"{proc.pid}\n")
+
+    def _wait_device(self, h: LabHost, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if not self._running(h):
+                tail = (self._host_dir(h) / "console.log").read_text(errors="replace")[-400:]
+                raise LabError(f"lab device {h.name} stopped while starting: {tail.strip()}")
+            with contextlib.suppress(OSError), socket.create_connection((str(h.address), 22), timeout=1):
+                return
+            time.sleep(0.1)
+        raise LabError(f"lab device {h.name} did not listen on SSH within {BOOT_TIMEOUT_S:.0f}s")
+
     def _wait_ssh(self, h: LabHost, deadline: float) -> None:
+        if h.role == "device":
+            self._wait_device(h, deadline)
+            return
         while time.monotonic() < deadline:
             if not self._running(h):
                 tail = (self._host_dir(h) / "console.log").read_text(errors="replace")[-400:]
@@ -677,7 +746,7 @@ class Lab:
         keys = []
         host_blocks = []
         for h in self.hosts:
-            pub = (self._host_dir(h) / "upper/etc/ssh/ssh_host_ed25519_key.pub").read_text().split()
+            pub = self._host_key_pub(h).read_text().split()
             keys.append(f"{h.name},{h.address} {pub[0]} {pub[1]}")
             block = [f"Host {h.name}", f"    HostName {h.address}"]
             if h.console_only:
@@ -752,8 +821,7 @@ class Lab:
             self._net_up()
             self._start_proxy()
             for h in self.hosts:
-                root = self._prepare_root(h, base, pubkey)
-                self._boot(h, root)
+                self._start(h, base, pubkey)
             self._write_client_files()
             deadline = time.monotonic() + BOOT_TIMEOUT_S
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
@@ -800,7 +868,7 @@ class Lab:
             for target in self._mounts(h.name):
                 if _run(["umount", target], check=False).returncode != 0:
                     _run(["umount", "-l", target], check=False)
-            self._boot(h, self._prepare_root(h, base, pubkey))
+            self._start(h, base, pubkey)
         self._write_client_files()
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
@@ -863,6 +931,12 @@ class Lab:
         """Each host's `systemctl is-system-running`, asked over SSH with strict host keys."""
 
         def ask(h: LabHost) -> str:
+            if h.role == "device":  # no systemd to ask: an SSH server that answers is a running device
+                try:
+                    with socket.create_connection((str(h.address), 22), timeout=5) as sock:
+                        return "running" if sock.recv(64).startswith(b"SSH-2.0") else "no SSH banner"
+                except OSError as exc:
+                    return f"unreachable: {exc}"
             try:
                 proc = subprocess.run(self.ssh_argv(h.name, ["systemctl", "is-system-running"]),
                                       capture_output=True, text=True, timeout=60)
@@ -894,12 +968,13 @@ class Lab:
 
 
 def write_synthetic_lab(directory: Path, *, name: str, collectors: int, octet: int = 200,
-                        proxy_port: int = 3143) -> Path:
+                        proxy_port: int = 3143, devices: int = 0) -> Path:
     """Write a small site plan + lab.yml of `collectors` collectors, one object host and a SIEM.
 
     For tests and benchmarks that need a lab of their own beside the shared one: it lives in
     198.19.<octet>.0/21 (the shared lab keeps below 198.19.128.0), under its own `name` and proxy
-    port, so both can be up at once. The lab has `collectors + 2` hosts. Returns the site.yml path.
+    port, so both can be up at once. The lab has `collectors + devices + 2` hosts (`devices` vendor
+    firewalls of platform cisco_ios, stood in for by msib.devsim). Returns the site.yml path.
     """
     if not 128 <= octet <= 248 or octet % 8:
         raise ValueError("octet must be a multiple of 8 in 128..248")
@@ -913,7 +988,9 @@ def write_synthetic_lab(directory: Path, *, name: str, collectors: int, octet: i
         "circuits": {"internal": {
             "networks": [f"{p}.0/23"],
             "appliances": [{"name": f"col-{i + 1}", "role": "collector", "address": f"{mgmt}.{10 + i}",
-                            "lan_address": f"{lan}.{10 + i}"} for i in range(collectors)],
+                            "lan_address": f"{lan}.{10 + i}"} for i in range(collectors)]
+            + [{"name": f"fw-dev-{i + 1}", "role": "firewall", "platform": "cisco_ios",
+                "address": f"{mgmt}.{250 - i}"} for i in range(devices)],
         }},
         "management": {"ssh_user": "msib", "controllers": [f"{ctl}.1/32"],
                        "package_proxy": f"http://{ctl}.1:{proxy_port}"},

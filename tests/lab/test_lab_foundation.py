@@ -193,11 +193,13 @@ def test_lab_status_json_has_the_promised_shape(lab: Lab) -> None:
 
 
 def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
-    site = write_synthetic_lab(tmp_path / "plan", name="mtest", collectors=1, octet=200)
+    site = write_synthetic_lab(tmp_path / "plan", name="mtest", collectors=1, octet=200, devices=1)
     other = Lab.from_files(site, state_dir=tmp_path / "state")
     try:
         other.up()
-        assert [h["up"] for h in other.status()["hosts"]] == [True, True, True]
+        assert [h["up"] for h in other.status()["hosts"]] == [True, True, True, True]
+        # the vendor firewall (msib.devsim) answers SSH on its management address like the rest
+        assert set(other.check().values()) == {"running"}
         proc = subprocess.run(other.ssh_argv("col-1", ["systemctl", "is-system-running"]),
                               capture_output=True, text=True, timeout=60)
         assert proc.stdout.strip() == "running"
