@@ -1,0 +1,90 @@
+"""Benchmark: `msib check` wall time vs number of hosts.
+
+1. The shared lab (up already; its appliances deployed): 1, 3 and 6 appliances (``--limit``).
+2. A synthetic lab "mchk" of 20 collectors (198.19.216.0/21, beside the shared one): booted,
+   deployed with pyinfra, checked with 5, 10 and 20 hosts, then torn down.
+
+Prints a table and writes bench/results/bench_checks.json. Usage (as root):
+    .venv/bin/python bench/bench_checks.py [--collectors 20] [--repeat 2] [--skip-synthetic]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from msib import checks as mc
+from msib.lab import Lab, write_synthetic_lab
+
+REPO = Path(__file__).resolve().parents[1]
+MSIB = str(REPO / ".venv" / "bin" / "msib")
+
+
+def timed_check(inventory: Path, vars_file: Path, hosts: list[str], report: Path, repeat: int) -> dict[str, object]:
+    times = []
+    summary: dict[str, object] = {}
+    for _ in range(repeat):
+        argv = [MSIB, "check", "--inventory", str(inventory), "--vars", str(vars_file), "--report", str(report),
+                "--json", *[w for h in hosts for w in ("--limit", h)]]
+        t0 = time.monotonic()
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+        times.append(time.monotonic() - t0)
+        summary = json.loads(proc.stdout)
+    return {"hosts": len(hosts), "checks": int(summary["passed"]) + int(summary["failed"]) + int(summary["errors"]),
+            "passed": summary["passed"], "failed": summary["failed"], "errors": summary["errors"],
+            "seconds": round(statistics.median(times), 2), "runs": [round(t, 2) for t in times]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--collectors", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--skip-synthetic", action="store_true")
+    args = ap.parse_args()
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="msib-bench-checks-") as tmp:
+        work = Path(tmp)
+        shared = Path("/var/lib/msib-lab/inventory")
+        names = [h.name for h in mc.load_inventory(shared).hosts]
+        for n in (1, 3, len(names)):
+            row = timed_check(shared, REPO / "playbooks/vars/lab.yml", names[:n], work / "r", args.repeat)
+            rows.append({"lab": "shared", **row})
+            print(rows[-1], flush=True)
+        if not args.skip_synthetic:
+            site = write_synthetic_lab(work / "plan", name="mchk", collectors=args.collectors, octet=216,
+                                       proxy_port=3146)
+            lab = Lab.from_files(site, state_dir=work / "state")
+            try:
+                t0 = time.monotonic()
+                lab.up()
+                print(f"mchk up in {time.monotonic() - t0:.1f}s", flush=True)
+                vars_file = work / "vars.yml"
+                vars_file.write_text(f"collector_ca_file: {lab.state_dir}/pki/ca.pem\n"
+                                     f"collector_cert_dir: {lab.state_dir}/pki\n")
+                t0 = time.monotonic()
+                dep = subprocess.run([MSIB, "deploy", "--inventory", str(lab.inventory_dir), "--engine", "pyinfra",
+                                      "--vars", str(vars_file)], capture_output=True, text=True, timeout=3600)
+                print(f"mchk deploy rc={dep.returncode} in {time.monotonic() - t0:.1f}s", flush=True)
+                syn = [h.name for h in mc.load_inventory(lab.inventory_dir).hosts]
+                for n in sorted({5, 10, len(syn)}):
+                    row = timed_check(lab.inventory_dir, vars_file, syn[:n], work / "r2", args.repeat)
+                    rows.append({"lab": "mchk", **row})
+                    print(rows[-1], flush=True)
+            finally:
+                lab.down()
+    print(f"\n{'lab':<8}{'hosts':>6}{'checks':>8}{'failed':>8}{'errors':>8}{'seconds':>9}{'s/host':>8}")
+    for r in rows:
+        print(f"{r['lab']:<8}{r['hosts']:>6}{r['checks']:>8}{r['failed']:>8}{r['errors']:>8}{r['seconds']:>9}"
+              f"{float(r['seconds']) / int(r['hosts']):>8.2f}")  # type: ignore[arg-type]
+    out = REPO / "bench" / "results" / "bench_checks.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
