@@ -1,9 +1,10 @@
 """Numbered syslog load, and the count of what arrived: the proof that nothing is lost.
 
 `send` emits N numbered RFC 5424 messages at a target rate over TCP (RFC 6587 octet counting),
-TLS (RFC 5425) or UDP, and measures how long the sender was ever blocked (a receiver whose
-inputs are blocked shows as a send that stalls). `count` reads a receiver's file and reports
-what arrived of one run: received, missing (by sequence number), duplicated.
+TLS (RFC 5425), UDP or RELP (acknowledged, sent again after a reconnect), and measures how long
+the sender was ever blocked (a receiver whose inputs are blocked shows as a send that stalls).
+`count` reads a receiver's file and reports what arrived of one run: received, missing (by
+sequence number), duplicated.
 
 Each message carries `run=<tag> seq=<n>`; the tag keeps runs apart in one file.
 
@@ -119,6 +120,204 @@ def send(host: str, port: int, count: int, rate: float, tag: str, *, hostname: s
                       round(max(0.0, seconds - planned), 3))
 
 
+@dataclass(frozen=True)
+class RelpResult:
+    """What a RELP sender did: every message acknowledged by the receiver, and what it took."""
+
+    sent: int  # distinct sequence numbers acknowledged (== count when the run completed)
+    seconds: float
+    rate: float
+    max_stall_s: float  # the longest time the sender could hand nothing over (window full or reconnecting)
+    behind_s: float
+    reconnects: int
+    resent: int  # messages sent again after a reconnect (their first copy may have arrived: duplicates)
+
+
+def relp_frame(txnr: int, command: str, data: bytes = b"") -> bytes:
+    """One RELP frame: TXNR SP COMMAND SP DATALEN [SP DATA] LF."""
+    head = f"{txnr} {command} {len(data)}".encode()
+    return head + (b" " + data if data else b"") + b"\n"
+
+
+_RELP_OFFERS = b"relp_version=0\nrelp_software=msib-loadgen\ncommands=syslog"
+
+
+class _RelpReader:
+    """Incremental parser of the receiver's RELP frames (responses)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, str, bytes]]:
+        self.buf += data
+        frames: list[tuple[int, str, bytes]] = []
+        while True:
+            parts = self.buf.split(b" ", 3)
+            if len(parts) < 3:
+                return frames
+            txnr, cmd = int(parts[0]), parts[1].decode()
+            if len(parts) == 3 or not parts[2].isdigit():
+                # "N rsp 0\n": no data, the length runs into the trailer
+                head, sep, _ = self.buf.partition(b"\n")
+                if not sep:
+                    return frames
+                n = int(head.split(b" ")[2])
+                if n != 0:
+                    return frames
+                frames.append((txnr, cmd, b""))
+                self.buf = self.buf[len(head) + 1:]
+                continue
+            n = int(parts[2])
+            start = len(parts[0]) + len(parts[1]) + len(parts[2]) + 3
+            if n == 0:
+                start -= 1
+            if len(self.buf) < start + n + 1:
+                return frames
+            frames.append((txnr, cmd, self.buf[start:start + n]))
+            self.buf = self.buf[start + n + 1:]
+
+
+def send_relp(host: str, port: int, count: int, rate: float, tag: str, *, hostname: str = "loadgen",
+              window: int = 1024, batch_ms: float = 5.0, give_up_s: float = 300.0) -> RelpResult:
+    """Send `count` numbered messages over RELP at `rate`; every one is acknowledged or sent again.
+
+    RELP (rsyslog's reliable event logging protocol) acknowledges each message once the receiver
+    has taken it; on a broken session the sender reconnects and sends again every message not yet
+    acknowledged. Nothing is lost that way, and what was taken but not yet acknowledged when the
+    session broke arrives twice (counted as duplicates at the end). The schedule keeps running
+    while the sender reconnects: messages due meanwhile wait in the sender's memory.
+
+    Raises:
+        OSError: the receiver could not be reached again within `give_up_s`.
+    """
+    import select
+    from collections import OrderedDict, deque
+
+    if not TAG_RE.match(tag):
+        raise ValueError("tag: 1-64 of [A-Za-z0-9_.-]")
+    if count < 1 or rate <= 0 or window < 1:
+        raise ValueError("count >= 1, rate > 0 and window >= 1")
+    t0 = time.monotonic()
+    pending: deque[int] = deque()  # due, not yet sent in the current session
+    unacked: OrderedDict[int, int] = OrderedDict()  # txnr -> seq
+    acked = bytearray(count)
+    n_acked = 0
+    generated = 0
+    reconnects = resent = 0
+    max_stall = 0.0
+    last_progress = time.monotonic()
+    sock: socket.socket | None = None
+    reader = _RelpReader()
+    txnr = 1
+
+    def connect() -> socket.socket:
+        nonlocal txnr, reader
+        deadline = time.monotonic() + give_up_s
+        while True:
+            try:
+                s = socket.create_connection((host, port), timeout=5)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                reader = _RelpReader()
+                s.sendall(relp_frame(1, "open", _RELP_OFFERS))
+                got: list[tuple[int, str, bytes]] = []
+                while not got:
+                    data = s.recv(65536)
+                    if not data:
+                        raise ConnectionError("RELP open: connection closed")
+                    got = reader.feed(data)
+                if got[0][1] != "rsp" or not got[0][2].startswith(b"200"):
+                    raise ConnectionError(f"RELP open refused: {got[0][2][:60]!r}")
+                s.setblocking(False)
+                txnr = 2
+                return s
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def broken() -> None:
+        nonlocal sock, resent, reconnects
+        if sock is not None:
+            sock.close()
+        sock = None
+        again = [seq for seq in unacked.values() if not acked[seq - 1]]
+        resent += len(again)
+        pending.extendleft(reversed(again))
+        unacked.clear()
+        reconnects += 1
+
+    out = b""
+    try:
+        while n_acked < count:
+            now = time.monotonic()
+            due = min(count, int((now - t0) * rate) + 1)
+            while generated < due:
+                generated += 1
+                pending.append(generated)
+            if sock is None:
+                before = time.monotonic()
+                sock = connect()
+                max_stall = max(max_stall, time.monotonic() - before)
+                out = b""
+            while pending and len(unacked) < window:
+                seq = pending.popleft()
+                if acked[seq - 1]:
+                    continue
+                unacked[txnr] = seq
+                out += relp_frame(txnr, "syslog", message(seq, tag, hostname))
+                txnr = txnr + 1 if txnr < 999_999_999 else 1
+            try:
+                if out:
+                    n = sock.send(out)
+                    out = out[n:]
+                r, _, _ = select.select([sock], [sock] if out else [], [], batch_ms / 1000)
+                if r:
+                    data = sock.recv(1 << 20)
+                    if not data:
+                        raise ConnectionError("receiver closed the session")
+                    for t, cmd, body in reader.feed(data):
+                        if cmd == "serverclose":
+                            raise ConnectionError("receiver closed the session (serverclose)")
+                        seq_acked = unacked.pop(t, None)
+                        if seq_acked is None:
+                            continue
+                        if not body.startswith(b"200"):
+                            pending.appendleft(seq_acked)
+                            continue
+                        if not acked[seq_acked - 1]:
+                            acked[seq_acked - 1] = 1
+                            n_acked += 1
+                            last_progress = time.monotonic()
+            except (BlockingIOError, InterruptedError):
+                pass
+            except (OSError, ValueError):
+                broken()
+                continue
+            stalled = time.monotonic() - last_progress
+            if unacked or pending:
+                max_stall = max(max_stall, stalled if len(unacked) >= window or sock is None else 0.0)
+            else:
+                last_progress = time.monotonic()
+            if not r and not pending and generated < count:
+                pause = t0 + generated / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(min(pause, batch_ms / 1000))
+        if sock is not None:
+            sock.setblocking(True)
+            sock.settimeout(5)
+            try:
+                sock.sendall(relp_frame(txnr, "close"))
+                sock.recv(4096)
+            except OSError:
+                pass
+    finally:
+        if sock is not None:
+            sock.close()
+    seconds = time.monotonic() - t0
+    return RelpResult(n_acked, round(seconds, 3), round(n_acked / seconds, 1), round(max_stall, 4),
+                      round(max(0.0, seconds - count / rate), 3), reconnects, resent)
+
+
 def count_lines(lines: Iterable[str], tag: str, expected: int, start_seq: int = 1) -> CountResult:
     """Count one run's sequence numbers in a receiver's lines."""
     seen = bytearray(expected)
@@ -181,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--rate", type=float, default=10000)
     s.add_argument("--tag", required=True)
     s.add_argument("--hostname", default="loadgen")
-    s.add_argument("--transport", choices=("tcp", "tls", "udp"), default="tcp")
+    s.add_argument("--transport", choices=("tcp", "tls", "udp", "relp"), default="tcp")
+    s.add_argument("--window", type=int, default=1024, help="RELP: messages in flight unacknowledged")
     s.add_argument("--ca-file")
     s.add_argument("--peer-name")
     c = sub.add_parser("count", help="count a run in a receiver's file(s)")
@@ -190,8 +390,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     c.add_argument("--expected", type=int, required=True)
     args = ap.parse_args(argv)
     try:
-        if args.cmd == "send":
-            res: SendResult | CountResult = send(
+        if args.cmd == "send" and args.transport == "relp":
+            res: SendResult | CountResult | RelpResult = send_relp(
+                args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,
+                window=args.window)
+        elif args.cmd == "send":
+            res = send(
                 args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,
                 transport=args.transport, ca_file=args.ca_file, peer_name=args.peer_name)
         else:
