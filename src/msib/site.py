@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -277,6 +278,9 @@ _FIXES = {
 }
 
 
+_LEADING_KEY_PATH = re.compile(r"^(?P<where>[a-z_]+(?:\.[a-z_]+|\[\d+\])+)(?::\s*|\s+)(?P<message>.+)$", re.S)
+
+
 def parse_site(data: Any, file: str) -> SitePlan:
     """Validate parsed YAML as a site plan.
 
@@ -293,6 +297,11 @@ def parse_site(data: Any, file: str) -> SitePlan:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        lead = _LEADING_KEY_PATH.match(msg) if not loc else None
+        if lead:  # a rule across keys names its key path first: make that the place
+            where = lead["where"]
+            more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise InputError(file, lead["message"] + more, where=where, fix="correct the value") from None
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise InputError(
             file, msg + more, where=_key_path(loc), fix=_FIXES.get(err["type"], "correct the value")
