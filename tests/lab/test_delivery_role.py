@@ -1,0 +1,81 @@
+"""What the collector role adds for delivery: a RELP listener for objects, queue counters never silent.
+
+The lab test runs on col-ext-1 (the external circuit), deployed with the lab's variables.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import REPO, ssh
+from msib import render
+from msib.deploy import run_deploy
+from msib.lab import Lab
+
+
+def _ctx(**extra: Any) -> dict[str, Any]:
+    from contract_inventory import contract_hosts
+
+    inv = contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))["all"]
+    hv = {**inv["vars"], **inv["children"]["collector"]["hosts"]["col-ext-1"],
+          "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki", **extra}
+    return render.context("collector", hv)
+
+
+def test_relp_listener_and_its_port_in_the_collector_table_follow_collector_relp_port() -> None:
+    conf = render.render("collector", "rsyslog.conf.j2", _ctx())
+    table = render.render("collector", "collector.nft.j2", _ctx())
+    assert 'input(type="imrelp" port="2514" ruleset="msib_remote"' in conf
+    assert "{ 514, 2514, 6514 }" in table
+    off = _ctx(collector_relp_port=None)
+    assert "imrelp" not in render.render("collector", "rsyslog.conf.j2", off)
+    assert "{ 514, 6514 }" in render.render("collector", "collector.nft.j2", off)
+
+
+def test_queue_counters_go_to_syslog_unless_turned_off() -> None:
+    assert 'module(load="impstats" interval="60"' in render.render("collector", "rsyslog.conf.j2", _ctx())
+    assert "impstats" not in render.render("collector", "rsyslog.conf.j2", _ctx(collector_stats_interval=0))
+
+
+@pytest.mark.lab
+def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
+        deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any]) -> None:
+    fast = {**lab_vars, "collector_stats_interval": 2}
+    try:
+        result = run_deploy(inventory_dir, "pyinfra", limit="col-ext-1", extra_vars=fast)
+        assert result.ok, result.to_json()
+        tag = f"relprole{uuid.uuid4().hex[:10]}"
+        netns = deploy_lab.host("obj-ext-1").netns(deploy_lab.spec.name)
+        sent = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m", "msib.loadgen", "send",
+                               "--transport", "relp", "--host", "198.18.32.10", "--port", "2514", "--count", "2000",
+                               "--rate", "5000", "--tag", tag, "--hostname", f"load-{tag}"],
+                              capture_output=True, text=True, timeout=120, check=True)
+        assert json.loads(sent.stdout)["sent"] == 2000
+        from msib.loadgen import REMOTE_COUNTER
+
+        deadline = time.monotonic() + 30
+        counted: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            proc = subprocess.run(deploy_lab.ssh_argv("siem", ["sudo", "python3", "-",
+                                                               f"/var/lib/msib-siem/events/load-{tag}.log", tag,
+                                                               "2000"]),
+                                  input=REMOTE_COUNTER, capture_output=True, text=True, timeout=60)
+            if proc.returncode == 0:
+                counted = json.loads(proc.stdout)
+                if counted["received"] == 2000:
+                    break
+            time.sleep(1)
+        assert counted.get("received") == 2000 and counted.get("missing") == 0
+        time.sleep(3)
+        stats = ssh(deploy_lab, "col-ext-1", "grep -h 'msib_siem queue: origin=core.queue' /var/log/syslog | tail -1")
+        assert "discarded.full=" in stats and "size=" in stats
+    finally:
+        assert run_deploy(inventory_dir, "pyinfra", limit="col-ext-1", extra_vars=lab_vars).ok
