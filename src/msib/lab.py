@@ -781,7 +781,18 @@ class Lab:
         appendices = sorted(self.site_path.parent.glob("appendix*.xlsx"))
         ssh = inventory.SshSettings(ssh_config=self.ssh_config, known_hosts=self.known_hosts,
                                     identity_file=self.identity, user=self.plan.management.ssh_user)
-        build(self.site_path, appendices, self.inventory_dir, ssh=ssh)
+        build(self.effective_site(), appendices, self.inventory_dir, ssh=ssh)
+
+    def effective_site(self) -> Path:
+        """The lab's site plan as the engines see it: the committed one plus the CA made at `up`."""
+        data = yaml.safe_load(self.site_path.read_text(encoding="utf-8"))
+        ca = self.state_dir / "pki" / "ca.pem"
+        if ca.exists() and not data["siem"].get("ca_file"):
+            data["siem"]["ca_file"] = str(ca)
+        out = self.state_dir / "site.yml"
+        out.write_text("# written by `msib lab up` from " + str(self.site_path) + ": do not edit\n"
+                       + yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+        return out
 
     def ssh_argv(self, name: str, command: list[str] | None = None) -> list[str]:
         """The ssh command line to reach lab host `name` (strict host keys, the lab's config)."""
