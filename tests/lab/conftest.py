@@ -55,15 +55,9 @@ def inventory_dir(deploy_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture(scope="session")
 def lab_vars(deploy_lab: Lab) -> dict[str, Any]:
     """Role variables of the lab: the lab CA and one certificate per collector (msib.pki)."""
-    from msib.pki import LabCA
+    from msib.siemlab.host import lab_role_vars
 
-    pki = deploy_lab.state_dir / "pki"
-    ca = LabCA.ensure(pki)
-    for _circuit, app in deploy_lab.plan.appliances():
-        if app.role == "collector":
-            ca.server_cert(app.name, dns_names=[f"{app.name}.lab.msib"], client_auth=True)
-    ca.server_cert("siem", dns_names=["siem.lab.msib"], ip_addresses=["198.19.0.10", "198.18.0.10"])
-    return {"collector_ca_file": str(ca.cert_path), "collector_cert_dir": str(pki)}
+    return dict(lab_role_vars(deploy_lab))
 
 
 def ssh(lab: Lab, name: str, command: str, *, check: bool = True, timeout: float = 60) -> str:

@@ -132,9 +132,8 @@ def _bundle(lab: Lab, password: str) -> bytes:
     from msib.siemlab.users import hash_password
 
     s = lab.spec.siem
-    ca = LabCA.ensure(lab.state_dir / "pki")
-    peer = lab.plan.siem.syslog.peer_name or lab.plan.siem.syslog.host
-    cert = ca.server_cert("siem", dns_names=[peer, s.name],
+    ca = issue_lab_certificates(lab)
+    cert = ca.server_cert("siem", dns_names=_siem_names(lab),
                           ip_addresses=[str(s.address), str(s.management_address)])
     users = json.dumps({"users": {SIEM_USER: {"password": hash_password(password), "role": "administrator"}}})
     buf = io.BytesIO()
@@ -152,6 +151,32 @@ def _bundle(lab: Lab, password: str) -> bytes:
         for src in sorted((_PKG / "siemlab").glob("*.py")):
             _add(tar, f"opt/msib-siemlab/msib/siemlab/{src.name}", src.read_bytes())
     return buf.getvalue()
+
+
+def _siem_names(lab: Lab) -> list[str]:
+    peer = lab.plan.siem.syslog.peer_name or lab.plan.siem.syslog.host
+    return [peer, lab.spec.siem.name]
+
+
+def issue_lab_certificates(lab: Lab) -> LabCA:
+    """The lab CA, the SIEM's server certificate and one certificate per collector (idempotent).
+
+    Collectors' certificates serve their TLS input and, as clients, mutual TLS to the SIEM; they
+    are what `playbooks/vars/lab.yml` (collector_cert_dir) points the collector role at.
+    """
+    s = lab.spec.siem
+    ca = LabCA.ensure(lab.state_dir / "pki")
+    ca.server_cert("siem", dns_names=_siem_names(lab), ip_addresses=[str(s.address), str(s.management_address)])
+    for _circuit, app in lab.plan.appliances():
+        if app.role == "collector":
+            ca.server_cert(app.name, dns_names=[f"{app.name}.{lab.plan.code}.msib"], client_auth=True)
+    return ca
+
+
+def lab_role_vars(lab: Lab) -> dict[str, str]:
+    """The role variables of the lab (what playbooks/vars/lab.yml says), certificates issued."""
+    ca = issue_lab_certificates(lab)
+    return {"collector_ca_file": str(ca.cert_path), "collector_cert_dir": str(ca.cert_path.parent)}
 
 
 def _ssh(lab: Lab, host: LabHost, script: str, data: bytes | None = None) -> str:
