@@ -445,3 +445,30 @@ def test_lab_appendix_is_what_make_appendix_writes(tmp_path: Path) -> None:
     assert committed.skipped == tuple(
         type(s)(str(LAB / "appendix.xlsx"), s.sheet, s.row, s.kind) for s in again.skipped
     )
+
+
+# --- the committed example ---------------------------------------------------------------------------
+
+EXAMPLES = REPO / "inventories" / "examples"
+
+
+def test_committed_example_output_is_what_the_build_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    rel = EXAMPLES.relative_to(REPO)
+    build_inventory(rel / "site.yml", [rel / "appendix-sections.xlsx"], tmp_path / "out", as_of=AS_OF)
+    assert _snapshot(tmp_path / "out") == _snapshot(EXAMPLES / "out")
+
+
+@pytest.mark.parametrize("name", ["appendix-sheets.xlsx", "appendix-kk.xlsx", "appendix-cp1251.csv",
+                                  "appendix-utf8.csv"])
+def test_every_example_form_gives_the_same_inventory(name: str, tmp_path: Path) -> None:
+    build_inventory(EXAMPLES / "site.yml", [EXAMPLES / name], tmp_path / "inv", as_of=AS_OF)
+
+    def essence(directory: Path) -> tuple[list[Any], list[Any]]:
+        objects = [{k: v for k, v in o.items() if k != "source"}
+                   for o in json.loads((directory / "objects.json").read_text())]
+        report = json.loads((directory / "report.json").read_text())
+        reasons = [(r["reason"], r.get("value")) for r in report["rejected"]]
+        return objects, reasons
+
+    assert essence(tmp_path / "inv") == essence(EXAMPLES / "out")

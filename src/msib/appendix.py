@@ -545,10 +545,11 @@ def _is_column_numbers(own: set[object]) -> bool:
     for value in own:
         if isinstance(value, bool):
             return False
-        if isinstance(value, (int, float)) and float(value).is_integer():
+        if isinstance(value, str):
+            text = value.strip()
+            value = int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else -1
+        if isinstance(value, (int, float)) and 0 < value < 100 and float(value).is_integer():
             numbers.append(int(value))
-        elif isinstance(value, str) and value.strip().isdigit():
-            numbers.append(int(value.strip()))
         else:
             return False
     return len(numbers) >= 3 and sorted(numbers) == list(range(1, len(numbers) + 1))

@@ -1,0 +1,286 @@
+"""Fuzzing the readers: generated garbage and near-valid appendices and site plans.
+
+For every generated input the whole build runs (`build_inventory` into a fresh directory): it either
+writes the complete inventory, or raises :class:`InputError` — one line naming the file — and
+writes nothing (no inventory directory, no temporary directory left). Any other exception, a
+traceback, fails the test with the input that caused it.
+
+The number of inputs is printed at the end of the module (`fuzz_readers: N generated inputs ...`);
+`MSIB_FUZZ_EXAMPLES` scales it (default 150 per strategy); `MSIB_FUZZ_RANDOM=1` draws new inputs each run
+(the default is a fixed, reproducible set).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import os
+import random
+import tempfile
+import zipfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from openpyxl import Workbook
+
+from data.appendix_forms import HEADERS, SECTIONS, SITE_YAML, Row, write_xlsx_sections
+from msib.errors import InputError
+from msib.inventory import INVENTORY_FILES, build_inventory
+from msib.site import parse_site
+
+EXAMPLES = int(os.environ.get("MSIB_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("MSIB_FUZZ_RANDOM"), database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+AS_OF = dt.date(2025, 11, 1)
+CASES: Counter[str] = Counter()
+OUTCOMES: Counter[str] = Counter()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_counts(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    total = sum(CASES.values())
+    line = (f"fuzz_readers: {total} generated inputs ({', '.join(f'{k} {n}' for k, n in sorted(CASES.items()))}); "
+            f"built {OUTCOMES['built']}, refused with InputError {OUTCOMES['refused']}; "
+            "no other exception, no partial output")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            reporter.write_line("")
+            reporter.write_line(line)
+
+
+def _build(kind: str, name: str, content: bytes) -> None:
+    """Run the whole build on one generated file; only success or InputError, never partial output."""
+    CASES[kind] += 1
+    with tempfile.TemporaryDirectory(prefix="msib-fuzz-") as tmp:
+        work = Path(tmp)
+        site = work / "site.yml"
+        site.write_text(SITE_YAML, encoding="utf-8")
+        path = work / name
+        path.write_bytes(content)
+        out = work / "inv"
+        try:
+            build_inventory(site, [path], out, as_of=AS_OF)
+        except InputError as exc:
+            OUTCOMES["refused"] += 1
+            text = str(exc)
+            assert "\n" not in text
+            assert str(path) in text
+            assert exc.exit_code == 2
+            assert not out.exists()
+        else:
+            OUTCOMES["built"] += 1
+            assert sorted(os.listdir(out)) == sorted(INVENTORY_FILES)
+        assert sorted(os.listdir(work)) == sorted(["site.yml", name, *(["inv"] if out.exists() else [])])
+
+
+# --- garbage ----------------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(st.binary(max_size=4096), st.sampled_from(["a.xlsx", "a.csv", "a.xls", "a.ods"]))
+def test_garbage_bytes(content: bytes, name: str) -> None:
+    _build("garbage", name, content)
+
+
+# --- near-valid CSV ---------------------------------------------------------------------------------
+
+_CELL_TEXT = st.one_of(
+    st.text(max_size=40),
+    st.from_regex(r"[0-9]{1,4}([.,][0-9]{1,4}){0,5}", fullmatch=True),
+    st.sampled_from(["", " ", "10.20.1.5", "010.020.001.005", "10,20,1,77", "192.0.2.7", "10.20.99.3",
+                     "АРМ-1", "arm-1", "KGS-X", "Windows 7", "Win 10 Корп.", "Локальная сеть внешнего контура",
+                     "Локальная сеть внутреннего контура", "Подпись", "1", "8", '"', ";;", "\n", "\x00"]),
+)
+
+
+@st.composite
+def near_valid_csv(draw: st.DrawFn) -> tuple[str, bytes]:
+    lang = draw(st.sampled_from(["ru", "en", "kk"]))
+    headers = list(HEADERS[lang])
+    if draw(st.booleans()):
+        headers = draw(st.permutations(headers))
+    keep = draw(st.lists(st.booleans(), min_size=8, max_size=8))
+    headers = [h if k else draw(_CELL_TEXT) for h, k in zip(headers, keep, strict=True)]
+    rows: list[list[str]] = []
+    if draw(st.booleans()):
+        rows.append([SECTIONS[draw(st.sampled_from(["internal", "external"]))][lang]])
+    rows += draw(st.lists(st.lists(_CELL_TEXT, min_size=0, max_size=10), max_size=25))
+    at = draw(st.integers(0, len(rows)))
+    rows.insert(at, headers)
+    delimiter = draw(st.sampled_from([";", ",", "\t", "|"]))
+    quote = draw(st.booleans())
+    lines = []
+    for row in rows:
+        cells = [f'"{c}"' if quote else c for c in row]
+        lines.append(delimiter.join(cells))
+    text = draw(st.sampled_from(["\r\n", "\n", "\r"])).join(lines)
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1251", "utf-16", "koi8_r"]))
+    data = text.encode(encoding, errors="replace")
+    if draw(st.integers(0, 9)) == 0 and data:  # now and then, damage a byte
+        i = draw(st.integers(0, len(data) - 1))
+        data = data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1 :]
+    return "a.csv", data
+
+
+@FUZZ
+@given(near_valid_csv())
+def test_near_valid_csv(case: tuple[str, bytes]) -> None:
+    _build("csv", *case)
+
+
+# --- near-valid xlsx --------------------------------------------------------------------------------
+
+_CELL = st.one_of(
+    _CELL_TEXT.filter(lambda s: "\x00" not in s and all(ord(c) >= 32 or c in "\t\n\r" for c in s)),
+    st.integers(-(10**12), 10**12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.booleans(),
+    st.dates(min_value=dt.date(1900, 3, 1), max_value=dt.date(2100, 1, 1)),
+    st.none(),
+)
+
+
+@st.composite
+def near_valid_xlsx(draw: st.DrawFn) -> tuple[str, bytes]:
+    wb = Workbook()
+    first = wb.active
+    assert first is not None
+    wb.remove(first)
+    titles = draw(st.lists(st.sampled_from(["Лист1", "Внутренний контур", "Внешний", "Ішкі", "External",
+                                            "Списки", "Sheet (1)", "x"]), min_size=1, max_size=3, unique=True))
+    for n, title in enumerate(titles):
+        ws = wb.create_sheet(title)
+        lang = draw(st.sampled_from(["ru", "en", "kk"]))
+        rows: list[list[Any]] = draw(st.lists(st.lists(_CELL, max_size=9), max_size=20))
+        if draw(st.integers(0, 4)):
+            rows.insert(draw(st.integers(0, len(rows))), list(HEADERS[lang]))
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row, start=1):
+                if value is not None:
+                    ws.cell(row=r, column=c, value=value)
+        for _ in range(draw(st.integers(0, 3))):
+            top, left = draw(st.integers(1, 25)), draw(st.integers(1, 9))
+            bottom, right = top + draw(st.integers(0, 30)), left + draw(st.integers(0, 8))
+            if (bottom, right) != (top, left):
+                ws.merge_cells(start_row=top, start_column=left, end_row=bottom, end_column=right)
+        if n and draw(st.integers(0, 3)) == 0:  # openpyxl keeps the first sheet visible
+            ws.sheet_state = "hidden"
+    buf = io.BytesIO()
+    wb.save(buf)
+    return "a.xlsx", buf.getvalue()
+
+
+@FUZZ
+@given(near_valid_xlsx())
+def test_near_valid_xlsx(case: tuple[str, bytes]) -> None:
+    _build("xlsx", *case)
+
+
+def _valid_xlsx() -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "a.xlsx"
+        write_xlsx_sections(path, [Row(host=f"arm-{i}", ip=f"10.20.1.{i + 1}") for i in range(5)]
+                            + [Row(host="web", ip="192.0.2.5", circuit="external")])
+        return path.read_bytes()
+
+
+VALID_XLSX = _valid_xlsx()
+
+
+def _rezip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@st.composite
+def damaged_xlsx(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A real appendix workbook, damaged: bytes flipped, truncated, or an XML part edited."""
+    how = draw(st.sampled_from(["flip", "truncate", "xml"]))
+    data = VALID_XLSX
+    if how == "flip":
+        for _ in range(draw(st.integers(1, 8))):
+            i = draw(st.integers(0, len(data) - 1))
+            data = data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1 :]
+    elif how == "truncate":
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    else:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        name = draw(st.sampled_from(sorted(members)))
+        part = members[name]
+        rnd = random.Random(draw(st.integers(0, 2**32)))
+        action = draw(st.sampled_from(["drop", "cut", "garble", "delete"]))
+        if action == "delete":
+            del members[name]
+        elif action == "cut":
+            members[name] = part[: rnd.randrange(len(part) or 1)]
+        elif action == "garble":
+            i = rnd.randrange(len(part) or 1)
+            members[name] = part[:i] + draw(st.binary(min_size=1, max_size=20)) + part[i:]
+        else:
+            members[name] = b""
+        data = _rezip(members)
+    return "a.xlsx", data
+
+
+@FUZZ
+@given(damaged_xlsx())
+def test_damaged_xlsx(case: tuple[str, bytes]) -> None:
+    _build("damaged_xlsx", *case)
+
+
+# --- the site plan ----------------------------------------------------------------------------------
+
+_YAML_VALUE = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=20),
+              st.sampled_from(["10.20.0.0/16", "10.20.250.10", "collector", "tls", "nftables", "kgs-*"])),
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=12), children, max_size=4)),
+    max_leaves=12,
+)
+
+
+@st.composite
+def mutated_plan(draw: st.DrawFn) -> Any:
+    data = yaml.safe_load(SITE_YAML)
+    for _ in range(draw(st.integers(1, 4))):
+        node: Any = data
+        path: list[Any] = []
+        while isinstance(node, (dict, list)) and node and draw(st.integers(0, 2)):
+            key = draw(st.sampled_from(sorted(node) if isinstance(node, dict) else list(range(len(node)))))
+            path.append(key)
+            node = node[key]
+        if not path:
+            continue
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()) and isinstance(parent, dict):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(_YAML_VALUE)
+    return data
+
+
+@FUZZ
+@given(mutated_plan())
+def test_mutated_site_plan(data: Any) -> None:
+    CASES["site_plan"] += 1
+    try:
+        parse_site(data, "site.yml")
+    except InputError as exc:
+        assert "\n" not in str(exc).strip() or exc.message.count("\n") == str(exc).count("\n")
+        assert exc.file == "site.yml"
+        assert exc.exit_code == 2
