@@ -38,6 +38,18 @@ def firewall() -> None:
     config(name="Stage the ruleset (checked by msib, validated by nft -c)", role="firewall",
                     template="ruleset.nft.j2", dest=ruleset_path, mode="0600", guard="nft_management",
                     validate="/usr/sbin/nft -c -f %s", context=ctx)
+    forward = bool(ctx["firewall_syslog_forward"])
+    rsyslog = None
+    if forward:
+        apt.packages(name="Install rsyslog (forwards the firewall's own syslog)",
+                     packages=internal["__firewall_rsyslog_packages"])
+        rsyslog = config(name="Write the rsyslog configuration (own syslog to the collector)", role="firewall",
+                         template="rsyslog.conf.j2", dest="/etc/rsyslog.conf",
+                         validate="/usr/sbin/rsyslogd -N1 -f %s", context=ctx)
     systemd.service(name="Load the confirmed ruleset at boot", service="nftables.service", enabled=True)
     commit_ruleset(name="Apply with the rollback timer armed, confirm over a fresh SSH connection",
                    helper=helper, rollback_seconds=int(ctx["firewall_rollback_seconds"]))
+    if rsyslog is not None:
+        systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=rsyslog.did_change)
+        systemd.service(name="Keep rsyslog running and enabled (own syslog to the collector)",
+                        service="rsyslog.service", running=True, enabled=True)

@@ -27,7 +27,8 @@ def _ctx(**extra: Any) -> dict[str, Any]:
     inv = contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))["all"]
     hv = {**inv["vars"], **inv["children"]["collector"]["hosts"]["col-ext-1"],
           "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki", **extra}
-    return render.context("collector", hv)
+    ctx: dict[str, Any] = render.context("collector", hv)
+    return ctx
 
 
 def test_relp_listener_and_its_port_in_the_collector_table_follow_collector_relp_port() -> None:
@@ -79,3 +80,23 @@ def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
         assert "discarded.full=" in stats and "size=" in stats
     finally:
         assert run_deploy(inventory_dir, "pyinfra", limit="col-ext-1", extra_vars=lab_vars).ok
+
+
+def test_firewall_forwards_its_own_syslog_to_the_collector() -> None:
+    ctx = render.context("firewall", {**_ctx(), "msib_appliance": {"name": "fw-ext-1", "role": "firewall"}})
+    conf = render.render("firewall", "rsyslog.conf.j2", ctx)
+    assert 'target="198.18.47.10" port="514"' in conf and "*.*                     call msib_collector" in conf
+
+
+@pytest.mark.lab
+def test_firewall_syslog_reaches_the_siem_through_its_collector(
+        deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any]) -> None:
+    from msib.delivery import LabSiemFiles, check_delivery, sources_from_inventory
+
+    result = run_deploy(inventory_dir, "pyinfra", limit="fw-ext-1", extra_vars=lab_vars)
+    assert result.ok, result.to_json()
+    sources = [s for s in sources_from_inventory(inventory_dir) if s.name == "fw-ext-1"]
+    report = check_delivery(sources, LabSiemFiles(deploy_lab.ssh_argv("siem")), timeout=30)
+    assert report.sources["fw-ext-1"].status == "delivered", report.to_json()
+    again = run_deploy(inventory_dir, "pyinfra", limit="fw-ext-1", extra_vars=lab_vars)
+    assert again.ok and again.hosts["fw-ext-1"].changed == 0, again.to_json()
