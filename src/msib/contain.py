@@ -60,6 +60,8 @@ DEFAULT_TTL = "1h"
 #: than requested (capped at GRACE_MAX_S): running the same command twice changes nothing
 GRACE_SHARE = 0.1
 GRACE_MAX_S = 300
+#: ... and at least this much (nft reports whole seconds, and a run takes a moment)
+GRACE_MIN_S = 2
 SSH_TIMEOUT_S = 60.0
 ENV_AUDIT = "MSIB_CONTAIN_AUDIT"
 
@@ -162,7 +164,7 @@ def refusal(target: IPv4Net, protected: Sequence[Protected]) -> str | None:
 
 def grace_s(ttl_s: int) -> int:
     """How much earlier than requested an existing block may expire and still count as present."""
-    return min(GRACE_MAX_S, int(ttl_s * GRACE_SHARE))
+    return min(GRACE_MAX_S, max(GRACE_MIN_S, int(ttl_s * GRACE_SHARE)))
 
 
 # --- the inventory, as containment sees it ----------------------------------------------------------
@@ -780,9 +782,10 @@ def _block_one(r: _Runner, fw: Firewall, target: IPv4Net, ttl_s: int, now: float
                                        plan.script.strip().replace("\n", "; "), expires)
             if plan.script:
                 r.nft.apply(fw, plan.script)
-                after = nft_block(r.nft.elements(fw), target, ttl_s)
-                if after.result != "present":
-                    raise ContainError(f"{fw.name}: the element is not in {NFT_SET} after the change")
+                # read back: the element is there, with (about) the timeout just set
+                got = [e for e in r.nft.elements(fw) if e.network == target]
+                if not got or (got[0].expires_s is not None and got[0].expires_s < ttl_s - grace_s(ttl_s) - 5):
+                    raise ContainError(f"{fw.name}: {target} is not in {NFT_SET} with its timeout after the change")
             return FirewallOutcome(fw.name, fw.platform, plan.result, plan.detail, expires)
         prior = held.get((fw.name, target))
         with r.device(fw) as dev:
