@@ -326,16 +326,19 @@ class ReadResult:
 
 
 #: One accepted object, compact: the fields of :class:`AppendixObject` in order, then the source's
-#: file, sheet and row. Large appendices stay cheap; :attr:`Appendix.objects` gives the records.
+#: file, sheet and row.
 ObjectRow = tuple[
     str, str | None, str | None, str | None, str, str, str | None, str | None, OsFamily, bool | None,
     str | None, CircuitName, str, str | None, int,
 ]
 
+#: The keys of an ``objects.json`` entry (then ``source``: file, sheet, row).
 OBJECT_KEYS: Final = (
     "sb", "department", "location", "responsible", "hostname", "ip", "os", "os_raw", "os_family",
     "os_eol", "os_eol_date", "circuit",
 )
+#: The columns of :attr:`Appendix.columns`: the object keys, then the source's.
+OBJECT_COLUMNS: Final = (*OBJECT_KEYS, "file", "sheet", "row")
 
 
 def object_dicts(rows: Iterable[ObjectRow]) -> list[dict[str, Any]]:
@@ -352,15 +355,33 @@ def object_dicts(rows: Iterable[ObjectRow]) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Appendix:
-    """All appendix files of one build, checked against the site plan."""
+    """All appendix files of one build, checked against the site plan.
+
+    The accepted objects are kept by column (:attr:`columns`, keys :data:`OBJECT_COLUMNS`), which
+    is what a 50,000-row appendix can afford; :attr:`objects` gives them as records.
+    """
 
     as_of: dt.date
     inputs: tuple[InputFile, ...]
     sheets: tuple[SheetInfo, ...]
-    object_rows: tuple[ObjectRow, ...]
+    columns: Mapping[str, Sequence[Any]]
     rejected: tuple[Rejection, ...]
     skipped: tuple[SkippedRow, ...]
     warnings: tuple[Warning_, ...] = field(default=())
+
+    def column(self, name: str) -> Sequence[Any]:
+        """One column of the accepted objects (a key of :data:`OBJECT_COLUMNS`)."""
+        return self.columns[name]
+
+    @property
+    def object_count(self) -> int:
+        """How many objects were accepted."""
+        return len(self.columns["ip"])
+
+    @cached_property
+    def object_rows(self) -> tuple[ObjectRow, ...]:
+        """The accepted objects as compact tuples (see :data:`ObjectRow`)."""
+        return tuple(zip(*(self.columns[c] for c in OBJECT_COLUMNS), strict=True))
 
     @cached_property
     def objects(self) -> tuple[AppendixObject, ...]:
@@ -377,12 +398,13 @@ class Appendix:
     @property
     def data_rows(self) -> int:
         """Non-blank data rows seen: each is an object or a rejection."""
-        return len(self.object_rows) + len(self.rejected)
+        return self.object_count + len(self.rejected)
 
     @cached_property
     def stats(self) -> Counter[tuple[CircuitName, OsFamily, bool | None, str | None, str | None]]:
         """Objects counted by (circuit, OS family, past end of life, OS name, end-of-life date)."""
-        return Counter(map(itemgetter(11, 8, 9, 6, 10), self.object_rows))
+        c = self.columns
+        return Counter(zip(c["circuit"], c["os_family"], c["os_eol"], c["os"], c["os_eol_date"], strict=True))
 
 
 # --- text helpers -----------------------------------------------------------------------------------
@@ -566,6 +588,15 @@ def _hostname_like(text: str) -> bool:
 
 # --- reading ----------------------------------------------------------------------------------------
 
+def _gather[T](seq: Sequence[T], indexes: Sequence[int]) -> list[T]:
+    """`[seq[i] for i in indexes]`, at C speed (tens of thousands of rows)."""
+    if len(indexes) == len(seq):
+        return list(seq)  # the indexes are always increasing: all of them means every item
+    if len(indexes) < 2:
+        return [seq[i] for i in indexes]
+    return list(itemgetter(*indexes)(seq))
+
+
 class _Filled:
     """Which cells of a sheet hold a value copied in from a merged block (not typed in that row).
 
@@ -708,13 +739,13 @@ def _scan(
                     continue
         take(i)
         take_circuit(circuit)
-    selected = [rows[i] for i in data_idx]
+    selected = _gather(rows, data_idx)
     # every row is at least need+1 cells long here, so the transposition cuts off nothing we read
     by_column = list(zip(*selected, strict=False)) if selected else []
     cells: dict[DataField, Sequence[Cell]] = {
         f: by_column[j] if selected else () for f, j in zip(DATA_FIELDS, index, strict=True)
     }
-    row_numbers = [numbers[i] for i in data_idx]
+    row_numbers = _gather(numbers, data_idx)
     letters: dict[Field, str] = {f: column_letter(col_base + c) for f, c in sorted(cols.items(), key=lambda x: x[1])}
     table = Table(file, sheet, numbers[h_idx], letters, row_numbers, circuits, cells)
     info = SheetInfo(file, sheet, "read", header_row=numbers[h_idx], circuit=top_circuit, data_rows=len(data_idx))
@@ -1046,6 +1077,9 @@ _CANONICAL_IPV4_RE: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 _IP_SEP_RE: Final = re.compile(r"\s*([.,])\s*")
 _LABEL: Final = r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
 _HOSTNAME_RE: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+# the common case only (no all-digit name, so never an IP address); anything else takes the slow check
+_HOSTNAME_QUICK_RE: Final = re.compile(rf"(?![0-9.]*$){_LABEL}(?:\.{_LABEL})*")
+_NOT_HOST_FIRST_OCTET: Final = frozenset({0, 127, *range(224, 256)})
 _INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
 
@@ -1213,9 +1247,14 @@ class _Prepared:
     excluded: list[bool]
 
 
+_NEEDS_FOLDING: Final = re.compile(r"^\s|\s$|\s\s|[^\S ]")
+
+
 def _text_or_none(value: Cell) -> str | None:
     """A free-text cell with stray spaces and line breaks folded; empty is None."""
     text = value if type(value) is str else cell_text(value)
+    if text and _NEEDS_FOLDING.search(text) is None:
+        return text
     return " ".join(text.split()) or None
 
 
@@ -1233,16 +1272,24 @@ def _in_flags(nets: _Nets, versions: list[int], numbers: list[int], only: list[b
     return flags
 
 
+def _all_text(values: Sequence[Cell]) -> bool:
+    return set(map(type, values)) <= {str}
+
+
 def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) -> _Prepared:
+    """Pass 1 over one table, column by column (C-level `map` where it can be: tens of thousands of rows)."""
     raw_hosts = table.cells["hostname"]
-    hosts = [h.strip().lower().rstrip(".") if type(h) is str else _fold_hostname(cell_text(h)) for h in raw_hosts]
-    hostname_ok = _HOSTNAME_RE.fullmatch
-    looks_like_ip = _CANONICAL_IPV4_RE.fullmatch
-    host_ok = [
-        hostname_ok(h) is not None and len(h) <= 253 and (type(raw) is not str or raw.isascii())
-        and not (h[0].isdigit() and looks_like_ip(h) is not None)
-        for h, raw in zip(hosts, raw_hosts, strict=True)
-    ]
+    if _all_text(raw_hosts):
+        stripped = map(str.lower, map(str.strip, cast("Sequence[str]", raw_hosts)))
+        hosts = list(map(str.rstrip, stripped, repeat(".")))
+    else:
+        hosts = [_fold_hostname(cell_text(h)) for h in raw_hosts]
+    # the quick check: a plain lower-case DNS name that is not an IPv4 address; the rest, below
+    host_ok = list(map(bool, map(_HOSTNAME_QUICK_RE.fullmatch, hosts)))
+    if not _all_text(raw_hosts) or not all(map(str.isascii, cast("Sequence[str]", raw_hosts))):
+        host_ok = [ok and (type(raw) is not str or raw.isascii()) for ok, raw in zip(host_ok, raw_hosts, strict=True)]
+    if hosts and max(map(len, hosts)) > 253:
+        host_ok = [ok and len(h) <= 253 for ok, h in zip(host_ok, hosts, strict=True)]
     host_errors: list[str | None] = [None] * len(hosts)
     for i in [i for i, ok in enumerate(host_ok) if not ok]:
         if not hosts[i]:
@@ -1252,14 +1299,18 @@ def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) 
             host_ok[i] = True
         except ValueError as exc:
             host_errors[i] = str(exc)
-    canonical = _CANONICAL_IPV4_RE.fullmatch
     raw_ips = table.cells["ip"]
-    ips: list[str | None] = [x if type(x) is str and canonical(x) else None for x in raw_ips]
+    if _all_text(raw_ips):
+        matched = map(_CANONICAL_IPV4_RE.fullmatch, cast("Sequence[str]", raw_ips))
+        ips: list[str | None] = [x if m else None for x, m in zip(raw_ips, matched, strict=True)]  # type: ignore[misc]
+    else:
+        canonical = _CANONICAL_IPV4_RE.fullmatch
+        ips = [x if type(x) is str and canonical(x) else None for x in raw_ips]
     numbers = list(map(int.from_bytes, map(socket.inet_aton, [x or "0.0.0.0" for x in ips])))
     versions = [0 if x is None else 4 for x in ips]
     errors: list[str | None] = [None] * len(ips)
-    # the rare rows: not a canonical IPv4 text, or not a host address
-    for i in [i for i, (x, n) in enumerate(zip(ips, numbers, strict=True)) if x is None or not _v4_host_ok(n)]:
+    # the rare rows: not a canonical IPv4 text (numbers 0), or not a host address
+    for i in [i for i, n in enumerate(numbers) if n >> 24 in _NOT_HOST_FIRST_OCTET]:
         raw = raw_ips[i]
         ips[i], versions[i], numbers[i] = None, 0, 0
         if raw == "" or raw is None:
@@ -1275,10 +1326,11 @@ def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) 
             ips[i], versions[i], numbers[i] = parsed.text, parsed.version, parsed.value
     excluded = _in_flags(excl_nets, versions, numbers) if excl_nets else [False] * len(ips)
     if excl_host is not None:
-        match = excl_host.match
+        whole = map(excl_host.match, hosts)
+        first_label = map(excl_host.match, map(itemgetter(0), map(str.partition, hosts, repeat("."))))
         excluded = [
-            e or (bool(h) and (match(h) is not None or ("." in h and match(h.split(".", 1)[0]) is not None)))
-            for e, h in zip(excluded, hosts, strict=True)
+            e or (h != "" and (a is not None or b is not None))
+            for e, h, a, b in zip(excluded, hosts, whole, first_label, strict=True)
         ]
     return _Prepared(table, hosts, host_ok, host_errors, ips, versions, numbers, errors, excluded)
 
@@ -1334,20 +1386,13 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         excluded_short = {h.split(".", 1)[0] for h in excluded_hosts}
         excluded_bare = {h for h in excluded_hosts if "." not in h}
 
-        def shares(host: str, ip_text: str | None) -> bool:
-            if ip_text is not None and ip_text in excluded_ips:
-                return True
-            if not host:
-                return False
-            if host in excluded_hosts:
-                return True
-            if "." in host:
-                return host.split(".", 1)[0] in excluded_bare
-            return host in excluded_short
-
+        excluded_short.discard("")
         for prep in prepared:
+            labels = map(itemgetter(0), map(str.partition, prep.hosts, repeat(".")))
             prep.excluded[:] = [
-                e or shares(h, ip) for e, h, ip in zip(prep.excluded, prep.hosts, prep.ips, strict=True)
+                e or ip in excluded_ips or (h != "" and (
+                    h in excluded_hosts or (label in excluded_bare if label != h else h in excluded_short)))
+                for e, h, ip, label in zip(prep.excluded, prep.hosts, prep.ips, labels, strict=True)
             ]
 
     sb_ok: dict[str, bool] = {}
@@ -1369,9 +1414,12 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
     for t_index, prep in enumerate(prepared):
         table = prep.table
         cells = table.cells
-        sb_flags = [
-            (sb_ok[v] if v in sb_ok else sb_known(v)) if type(v) is str else sb_known(v) for v in cells["sb"]
-        ]
+        sb_column = cells["sb"]
+        if _all_text(sb_column):  # usually one or two distinct values: decide each once
+            verdict = {v: sb_known(v) for v in set(sb_column)}
+            sb_flags = list(map(verdict.__getitem__, sb_column))
+        else:
+            sb_flags = [sb_known(v) for v in sb_column]
         host_flags = prep.host_ok
         in_flags = [False] * len(table)
         for cname, nets in circuit_nets.items():
@@ -1387,7 +1435,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
             outcomes.append((t_index, i, _reject_row(prep, i, sb_flags[i], host_flags[i], plan)))
         candidates = [i for i, ok in enumerate(good) if ok]
         all_ips = prep.ips
-        ips: list[Any] = [all_ips[i] for i in candidates]  # a good row has an IP
+        ips: list[Any] = _gather(all_ips, candidates)  # a good row has an IP
         if len(set(ips)) == len(ips) and by_ip.keys().isdisjoint(ips):  # no duplicate: all in at once
             by_ip.update(zip(ips, ((prep.hosts[i], t_index, i) for i in candidates), strict=True))
             accepted.append(candidates)
@@ -1408,7 +1456,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
     table_os = os_table()
 
     def fold_column(column: Sequence[Cell], rows: Sequence[int]) -> list[str | None]:
-        values = [column[i] for i in rows]
+        values = _gather(column, rows)
         if set(map(type, values)) == {str}:
             new = cast(set[str], set(values).difference(texts))
             texts.update(zip(new, map(_text_or_none, new), strict=True))
@@ -1423,7 +1471,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
             got = os_infos[text] = (info.name, info.family, info.eol, eol_date)
         return got
 
-    object_rows: list[ObjectRow] = []
+    columns: dict[str, list[Any]] = {name: [] for name in OBJECT_COLUMNS}
     Place = tuple[str | None, str, str | None, int]  # ip, file, sheet, row
     first_ip_of: dict[str, Place] = {}
     more_ips_of: dict[str, list[Place]] = {}
@@ -1438,29 +1486,28 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         os_names, os_families, os_eols, os_eol_dates = (
             zip(*map(os_infos.__getitem__, os_raw), strict=True) if os_raw else ((), (), (), ())
         )
-        hosts = [prep.hosts[i] for i in keep]
-        ips = [prep.ips[i] for i in keep]
-        numbers = [table.row_numbers[i] for i in keep]
-        object_rows.extend(
-            zip(
-                [state_body] * len(keep),
-                fold_column(cells["department"], keep),
-                fold_column(cells["location"], keep),
-                fold_column(cells["responsible"], keep),
-                hosts,
-                ips,
-                os_names,
-                os_raw,
-                os_families,
-                os_eols,
-                os_eol_dates,
-                [table.circuits[i] for i in keep],
-                [table.file] * len(keep),
-                [table.sheet] * len(keep),
-                numbers,
-                strict=True,
-            )
-        )
+        hosts = _gather(prep.hosts, keep)
+        ips = _gather(prep.ips, keep)
+        numbers = _gather(table.row_numbers, keep)
+        n = len(keep)
+        for name, values in (
+            ("sb", [state_body] * n),
+            ("department", fold_column(cells["department"], keep)),
+            ("location", fold_column(cells["location"], keep)),
+            ("responsible", fold_column(cells["responsible"], keep)),
+            ("hostname", hosts),
+            ("ip", ips),
+            ("os", os_names),
+            ("os_raw", os_raw),
+            ("os_family", os_families),
+            ("os_eol", os_eols),
+            ("os_eol_date", os_eol_dates),
+            ("circuit", _gather(table.circuits, keep)),
+            ("file", [table.file] * n),
+            ("sheet", [table.sheet] * n),
+            ("row", numbers),
+        ):
+            columns[name].extend(values)
         places = zip(ips, repeat(table.file), repeat(table.sheet), numbers, strict=False)
         if len(set(hosts)) != len(hosts) or first_ip_of.keys() & set(hosts):
             for host, place in zip(hosts, places, strict=False):
@@ -1486,7 +1533,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         as_of=as_of,
         inputs=tuple(r.input for r in reads),
         sheets=tuple(s for r in reads for s in r.sheets),
-        object_rows=tuple(object_rows),
+        columns=columns,
         rejected=tuple(o[2] for o in outcomes),
         skipped=tuple(s for r in reads for s in r.skipped),
         warnings=warnings,
