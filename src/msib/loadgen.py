@@ -318,6 +318,32 @@ def send_relp(host: str, port: int, count: int, rate: float, tag: str, *, hostna
                       round(max(0.0, seconds - count / rate), 3), reconnects, resent)
 
 
+def send_prebuilt(host: str, port: int, count: int, tag: str, *, hostname: str = "loadgen",
+                  chunk: int = 1 << 20) -> SendResult:
+    """Send `count` numbered messages over plain TCP as fast as the receiver takes them.
+
+    The whole stream is built before the clock starts, so the sender's own CPU is not what is
+    measured (benchmarks: the receiver's ceiling). `seconds` is the time sendall took.
+    """
+    if not TAG_RE.match(tag):
+        raise ValueError("tag: 1-64 of [A-Za-z0-9_.-]")
+    if count < 1:
+        raise ValueError("count >= 1")
+    blob = memoryview(b"".join(frame(message(i, tag, hostname) + b"\n") for i in range(1, count + 1)))
+    sock = _connect(host, port, "tcp", None, None)
+    max_stall = 0.0
+    t0 = time.monotonic()
+    try:
+        for off in range(0, len(blob), chunk):
+            before = time.monotonic()
+            sock.sendall(blob[off:off + chunk])
+            max_stall = max(max_stall, time.monotonic() - before)
+    finally:
+        sock.close()
+    seconds = time.monotonic() - t0
+    return SendResult(count, round(seconds, 3), round(count / seconds, 1), round(max_stall, 4), 0.0)
+
+
 def count_lines(lines: Iterable[str], tag: str, expected: int, start_seq: int = 1) -> CountResult:
     """Count one run's sequence numbers in a receiver's lines."""
     seen = bytearray(expected)
@@ -377,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--host", required=True)
     s.add_argument("--port", type=int, default=514)
     s.add_argument("--count", type=int, required=True)
-    s.add_argument("--rate", type=float, default=10000)
+    s.add_argument("--rate", type=float, default=10000, help="messages/s; 0 = as fast as possible (plain TCP)")
     s.add_argument("--tag", required=True)
     s.add_argument("--hostname", default="loadgen")
     s.add_argument("--transport", choices=("tcp", "tls", "udp", "relp"), default="tcp")
@@ -394,6 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             res: SendResult | CountResult | RelpResult = send_relp(
                 args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,
                 window=args.window)
+        elif args.cmd == "send" and args.rate == 0:
+            res = send_prebuilt(args.host, args.port, args.count, args.tag, hostname=args.hostname)
         elif args.cmd == "send":
             res = send(
                 args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,
