@@ -94,7 +94,7 @@ def _blocked(lab: Lab, address: str) -> bool:
 @pytest.fixture(scope="module")
 def fw(lab: Lab) -> Path:
     """The lab inventory, with fw-int-1 deployed (idempotent: a converged deploy changes nothing)."""
-    inv = lab.inventory_dir
+    inv: Path = lab.inventory_dir
     ok = subprocess.run(lab.ssh_argv("fw-int-1", ["sudo", "nft", "list", "set", "inet", "msib", "msib_blocked"]),
                         capture_output=True, timeout=60).returncode == 0
     if not ok:
