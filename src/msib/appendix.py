@@ -1409,7 +1409,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
     # pass 2 (by column): the checks that need no other row
     Outcome = tuple[int, int, Rejection]  # (table index, row index, rejection): sorted at the end
     outcomes: list[Outcome] = []
-    by_ip: dict[str, tuple[str, int, int]] = {}  # ip -> (hostname, table index, row index)
+    by_ip: dict[str, tuple[int, int]] = {}  # ip -> (table index, row index) of the row that has it
     accepted: list[list[int]] = []
     for t_index, prep in enumerate(prepared):
         table = prep.table
@@ -1437,14 +1437,14 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         all_ips = prep.ips
         ips: list[Any] = _gather(all_ips, candidates)  # a good row has an IP
         if len(set(ips)) == len(ips) and by_ip.keys().isdisjoint(ips):  # no duplicate: all in at once
-            by_ip.update(zip(ips, ((prep.hosts[i], t_index, i) for i in candidates), strict=True))
+            by_ip.update(zip(ips, zip(repeat(t_index), candidates), strict=False))
             accepted.append(candidates)
             continue
         keep: list[int] = []
         for i, ip_text in zip(candidates, ips, strict=True):
             taken = by_ip.get(ip_text)
             if taken is None:
-                by_ip[ip_text] = (prep.hosts[i], t_index, i)
+                by_ip[ip_text] = (t_index, i)
                 keep.append(i)
             else:
                 outcomes.append((t_index, i, _reject_duplicate(prep, i, taken, prepared)))
@@ -1508,16 +1508,17 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
             ("row", numbers),
         ):
             columns[name].extend(values)
-        places = zip(ips, repeat(table.file), repeat(table.sheet), numbers, strict=False)
-        if len(set(hosts)) != len(hosts) or first_ip_of.keys() & set(hosts):
-            for host, place in zip(hosts, places, strict=False):
-                first = first_ip_of.get(host)
-                if first is None:
-                    first_ip_of[host] = place
-                else:
-                    more_ips_of.setdefault(host, [first]).append(place)
-        else:
-            first_ip_of.update(zip(hosts, places, strict=False))
+
+    all_hosts = columns["hostname"]
+    if len(set(all_hosts)) != len(all_hosts):  # a hostname on several rows (several IPs): worth a look
+        for host, ip, file, sheet, row in zip(all_hosts, columns["ip"], columns["file"], columns["sheet"],
+                                              columns["row"], strict=True):
+            place = (ip, file, sheet, row)
+            first = first_ip_of.get(host)
+            if first is None:
+                first_ip_of[host] = place
+            else:
+                more_ips_of.setdefault(host, [first]).append(place)
 
     outcomes.sort(key=lambda o: (o[0], o[1]))
     warnings = tuple(
@@ -1591,9 +1592,10 @@ def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SiteP
                       f"{ip_text} is outside the {circuit} circuit (its networks: {have})")
 
 
-def _reject_duplicate(prep: _Prepared, i: int, taken: tuple[str, int, int],
+def _reject_duplicate(prep: _Prepared, i: int, taken: tuple[int, int],
                       prepared: Sequence[_Prepared]) -> Rejection:
-    other_host, t_index, j = taken
+    t_index, j = taken
+    other_host = prepared[t_index].hosts[j]
     other = prepared[t_index].table
     dup = Source(other.file, other.sheet, other.row_numbers[j])
     host, ip_text = prep.hosts[i], prep.ips[i]
