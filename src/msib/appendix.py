@@ -32,6 +32,7 @@ import io
 import ipaddress
 import re
 import socket
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -691,21 +692,22 @@ def _scan(
     ip_i = cols["ip"]
     host_i = cols["hostname"]
     os_i = cols.get("os", width)
-    data_idx: list[int] = []
-    circuits: list[CircuitName | None] = []
-    take = data_idx.append
-    take_circuit = circuits.append
+    first = h_idx + 1
+    body = rows[first:]
+    if body and min(map(len, body)) <= need:
+        for r in body:
+            if len(r) <= need:
+                r.extend([""] * (need + 1 - len(r)))
+    # the common row, found for all rows at once: an IP-looking cell makes a data row, whatever else
+    # it holds; only the other rows (sections, footers, empty, broken) are looked at one by one
+    ip_cells = list(map(itemgetter(ip_i), body))
+    plain = [type(v) is str and len(v) > 6 and v[0].isdigit() for v in ip_cells]
+    data_idx: list[int] = []  # indexes into `rows`
+    changes: list[tuple[int, CircuitName | None]] = [(first, circuit)]  # the circuit from row index on
     footer = False
-    for i in range(h_idx + 1, len(rows)):
+    for k in [k for k, ok in enumerate(plain) if not ok]:
+        i = first + k
         r = rows[i]
-        if len(r) <= need:
-            r.extend([""] * (need + 1 - len(r)))
-        ipv = r[ip_i]
-        # fast path: an IP-looking cell makes a data row, whatever else the row holds
-        if type(ipv) is str and len(ipv) > 6 and ipv[0].isdigit():
-            take(i)
-            take_circuit(circuit)
-            continue
         own = _own_values(r, filled.get(i))
         if not own:
             continue
@@ -715,13 +717,14 @@ def _scan(
             if type(only) is str:
                 named = section_circuit(only)
                 if named is not None:
-                    circuit = named
+                    changes.append((i, named))
                     footer = False
                     skipped.append(SkippedRow(file, sheet, n, "section"))
                     continue
         if _is_column_numbers(own):
             skipped.append(SkippedRow(file, sheet, n, "column_numbers"))
             continue
+        ipv = ip_cells[k]
         hv = r[host_i]
         if type(ipv) is str and type(hv) is str and header_field(ipv) == "ip" and header_field(hv) == "hostname":
             footer = False
@@ -737,8 +740,13 @@ def _scan(
                 if all(r[j] == "" or r[j] is None for j in index):
                     skipped.append(SkippedRow(file, sheet, n, "no_data"))
                     continue
-        take(i)
-        take_circuit(circuit)
+        data_idx.append(i)
+    plain_idx = [first + k for k, ok in enumerate(plain) if ok]
+    data_idx = sorted(plain_idx + data_idx) if data_idx else plain_idx  # two increasing runs: a merge
+    # each data row takes the circuit of the last section row above it
+    circuits: list[CircuitName | None] = []
+    for (start, named), (stop, _) in zip(changes, [*changes[1:], (len(rows), None)], strict=True):
+        circuits += [named] * (bisect_left(data_idx, stop) - bisect_left(data_idx, start))
     selected = _gather(rows, data_idx)
     # every row is at least need+1 cells long here, so the transposition cuts off nothing we read
     by_column = list(zip(*selected, strict=False)) if selected else []
@@ -1325,13 +1333,13 @@ def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) 
         else:
             ips[i], versions[i], numbers[i] = parsed.text, parsed.version, parsed.value
     excluded = _in_flags(excl_nets, versions, numbers) if excl_nets else [False] * len(ips)
-    if excl_host is not None:
-        whole = map(excl_host.match, hosts)
-        first_label = map(excl_host.match, map(itemgetter(0), map(str.partition, hosts, repeat("."))))
-        excluded = [
-            e or (h != "" and (a is not None or b is not None))
-            for e, h, a, b in zip(excluded, hosts, whole, first_label, strict=True)
-        ]
+    if excl_host is not None:  # the whole name, or its first label, matches a pattern
+        match = excl_host.match
+        whole = list(map(match, hosts))
+        for i in [i for i, m in enumerate(whole) if m is not None]:
+            excluded[i] = excluded[i] or hosts[i] != ""
+        for i in [i for i, (m, h) in enumerate(zip(whole, hosts, strict=True)) if m is None and "." in h]:
+            excluded[i] = excluded[i] or match(hosts[i].split(".", 1)[0]) is not None
     return _Prepared(table, hosts, host_ok, host_errors, ips, versions, numbers, errors, excluded)
 
 

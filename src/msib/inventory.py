@@ -31,6 +31,7 @@ import errno
 import gc
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -39,6 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Final
 
@@ -140,6 +142,8 @@ def _ipv6_key(ip: str) -> bytes:
 
 def _sorted_ips(ips: list[str]) -> list[str]:
     """Canonical IPv4/IPv6 texts in numeric order, IPv4 first."""
+    if not any(map(str.__contains__, ips, repeat(":"))):
+        return sorted(ips, key=socket.inet_aton)
     v4 = sorted((ip for ip in ips if ":" not in ip), key=socket.inet_aton)
     v6 = sorted((ip for ip in ips if ":" in ip), key=_ipv6_key)
     return v4 + v6
@@ -327,7 +331,7 @@ def render_hosts_yml(model: Mapping[str, Any]) -> bytes:
         at = body.index(mark)
         indent = body[body.rindex("\n", 0, at) + 1 : at]
         if circuit["senders"]:
-            lines = "".join(f"{indent}- {_yaml_scalar(ip)}\n" for ip in circuit["senders"])
+            lines = "".join(map(f"{indent}- %s\n".__mod__, map(_yaml_scalar, circuit["senders"])))
             text = f"senders:\n{lines}"
         else:
             text = "senders: []\n"
@@ -551,10 +555,17 @@ def report_data(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
     }
 
 
+_MD_SPECIAL: Final = re.compile(r"[\\|`]|[^\S ]|  |^ | $")
+
+
 def _md(text: object) -> str:
+    """A value for a Markdown table cell: one line, `|`, `\\` and backquotes escaped."""
     if text is None:
         return ""
-    s = " ".join(str(text).split())
+    s = str(text)
+    if _MD_SPECIAL.search(s) is None:  # the common case: nothing to do
+        return s
+    s = " ".join(s.split())
     return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
 
 
@@ -609,16 +620,24 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
         + f" | {counts['os_eol']} | {counts['os_eol_unknown']} |"
     )
     out += ["", "## Operating systems past end of life", ""]
-    eol_rows = [e for e in appendix.object_rows if e[9] is True] if counts["os_eol"] else []
-    if not eol_rows:
+    if not counts["os_eol"]:
         out += ["None.", ""]
     else:
         out += ["| OS | end of life | objects |", "|---|---|---:|"]
         for g in data["os_eol"]:
             out.append(f"| {_md(g['os'])} | {g['eol_date']} | {g['objects']} |")
         out += ["", "| hostname | IP | circuit | OS as typed | where |", "|---|---|---|---|---|"]
-        for e in eol_rows:
-            out.append(f"| {e[4]} | {e[5]} | {e[11]} | {_md(e[7])} | {_md(_where(e[12], e[13], e[14]))} |")
+        col = appendix.column
+        where_md: dict[tuple[str, str | None], str] = {}
+        for eol, host, ip, circuit, raw, file, sheet, row in zip(
+            col("os_eol"), col("hostname"), col("ip"), col("circuit"), col("os_raw"), col("file"), col("sheet"),
+            col("row"), strict=True,
+        ):
+            if eol is True:
+                place = where_md.get((file, sheet))
+                if place is None:
+                    place = where_md[file, sheet] = _md(_where(file, sheet, 0)).removesuffix(" 0")
+                out.append(f"| {host} | {ip} | {circuit} | {_md(raw)} | {place} {row} |")
         out.append("")
     out += ["## Rejected rows", ""]
     if not appendix.rejected:
