@@ -590,25 +590,29 @@ class Lab:
                 f"--machine={h.name}", f"--network-namespace-path=/run/netns/{ns}",
                 "--capability=CAP_NET_ADMIN,CAP_IPC_LOCK,CAP_NET_RAW,CAP_SYS_NICE",
                 "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only"]
-        cgroups = []
-        for r in _cgroup_roots():
-            cg = r / self.cgroup_name / h.name
-            cg.mkdir(parents=True, exist_ok=True)
-            cgroups.append(cg / "cgroup.procs")
-
-        def enter_cgroup() -> None:  # runs in the child before exec: its own cgroup per host
-            for procs in cgroups:
-                procs.write_text(str(os.getpid()))
-
-        log = open(d / "console.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, preexec_fn=enter_cgroup)
+        proc = self._spawn(h, argv)
         (d / "supervisor.pid").write_text(f"{proc.pid}\n")
         deadline = time.monotonic() + 10
         while not self._running(h):  # the supervisor writes nspawn's PID as it starts it
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise LabError(f"lab host {h.name} did not start: see {d / 'console.log'}")
             time.sleep(0.01)
+
+    def _spawn(self, h: LabHost, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        """Start a host's process detached, in the host's own cgroup (in every hierarchy), logging to its console."""
+        cgroups = []
+        for r in _cgroup_roots():
+            cg = r / self.cgroup_name / h.name
+            cg.mkdir(parents=True, exist_ok=True)
+            cgroups.append(cg / "cgroup.procs")
+
+        def enter_cgroup() -> None:  # runs in the child before exec
+            for procs in cgroups:
+                procs.write_text(str(os.getpid()))
+
+        with open(self._host_dir(h) / "console.log", "ab") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True, preexec_fn=enter_cgroup)
 
     def _start(self, h: LabHost, base: Path, pubkey: str) -> None:
         """Start one host: a booted Debian system, or for a vendor device msib's simulator."""
@@ -650,19 +654,7 @@ class Lab:
                 "--listen", str(h.address), "--port", "22", "--state", str(state),
                 "--username", creds["MSIB_DEVICE_USERNAME"], "--password-env", "MSIB_DEVICE_PASSWORD",
                 "--enable-env", "MSIB_DEVICE_ENABLE", "--hostname", h.name]
-        cgroups = []
-        for r in _cgroup_roots():
-            cg = r / self.cgroup_name / h.name
-            cg.mkdir(parents=True, exist_ok=True)
-            cgroups.append(cg / "cgroup.procs")
-
-        def enter_cgroup() -> None:
-            for procs in cgroups:
-                procs.write_text(str(os.getpid()))
-
-        log = open(d / "console.log", "ab")  # noqa: SIM115 - handed to the child
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                start_new_session=True, preexec_fn=enter_cgroup)
+        proc = self._spawn(h, argv, env)
         (d / "nspawn.pid").write_text(f"{proc.pid}\n")
 
     def _wait_device(self, h: LabHost, deadline: float) -> None:
@@ -860,25 +852,7 @@ class Lab:
         base = self.ensure_base(rep)
         pubkey = Path(str(self.identity) + ".pub").read_text()
         for h in hosts:
-            pid = self._stop_host(h)
-            deadline = time.monotonic() + 15
-            while pid and _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for _ in range(3):
-                left = self._cgroup_procs(h.name)
-                if not left:
-                    break
-                for p in left:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(p, signal.SIGKILL)
-                time.sleep(0.3)
-            sup = _read_pid(self._host_dir(h) / "supervisor.pid")
-            if sup:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(sup, signal.SIGKILL)
-            for target in self._mounts(h.name):
-                if _run(["umount", target], check=False).returncode != 0:
-                    _run(["umount", "-l", target], check=False)
+            self._teardown([h], host=h.name)
             self._start(h, base, pubkey)
         self._write_client_files()
         deadline = time.monotonic() + BOOT_TIMEOUT_S
@@ -889,6 +863,33 @@ class Lab:
         if any(h.role == "siem" for h in hosts):
             self._provision_siem(rep)
 
+    def _teardown(self, hosts: list[LabHost], host: str | None = None) -> None:
+        """Power hosts off (SIGTERM to nspawn), kill what is left in their cgroups, unmount them.
+
+        `host` narrows the cgroup and mount sweep to one host (reset); None sweeps the whole lab.
+        """
+        pids = [p for p in (self._stop_host(h) for h in hosts) if p]
+        deadline = time.monotonic() + 15
+        while pids and time.monotonic() < deadline:
+            pids = [p for p in pids if _pid_alive(p)]
+            time.sleep(0.1)
+        for _ in range(3):
+            left = self._cgroup_procs(host)
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.3)
+        for h in hosts:
+            sup = _read_pid(self._host_dir(h) / "supervisor.pid")
+            if sup:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(sup, signal.SIGKILL)
+        for target in self._mounts(host):
+            if _run(["umount", target], check=False).returncode != 0:
+                _run(["umount", "-l", target], check=False)
+
     def is_up(self) -> bool:
         return (self.state_dir / "up").exists() and all(self._running(h) for h in self.hosts)
 
@@ -896,27 +897,7 @@ class Lab:
         """Power every host off and remove every trace of the lab; safe to run at any time."""
         rep = progress or _Quiet()
         (self.state_dir / "up").unlink(missing_ok=True)
-        pids = [p for p in (self._stop_host(h) for h in self.hosts) if p]
-        deadline = time.monotonic() + 15
-        while pids and time.monotonic() < deadline:
-            pids = [p for p in pids if _pid_alive(p)]
-            time.sleep(0.1)
-        for _ in range(3):
-            left = self._cgroup_procs()
-            if not left:
-                break
-            for pid in left:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            time.sleep(0.3)
-        for h in self.hosts:
-            sup = _read_pid(self._host_dir(h) / "supervisor.pid")
-            if sup:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(sup, signal.SIGKILL)
-        for target in self._mounts():
-            if _run(["umount", target], check=False).returncode != 0:
-                _run(["umount", "-l", target], check=False)
+        self._teardown(self.hosts)
         self._remove_cgroups()
         self._stop_proxy()
         self._net_down()
