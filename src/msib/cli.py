@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from msib import __version__
 from msib.errors import MsibError
@@ -717,7 +718,7 @@ def main() -> None:
     except MsibError as exc:
         if _DEBUG:
             console.print_exception()
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -735,5 +736,6 @@ def main() -> None:
             sys.exit(code or 2)
         if _DEBUG or "--debug" in sys.argv:
             raise
-        console.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} (run with --debug for a traceback)")
+        text = f"{type(exc).__name__}: {escape(str(exc))} (run with --debug for a traceback)"
+        console.print(f"[red]internal error:[/] {text}", highlight=False, soft_wrap=True)
         sys.exit(2)
