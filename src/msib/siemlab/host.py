@@ -54,7 +54,7 @@ input(type="imtcp" port="6514" ruleset="siem_in"
 module(load="imrelp")
 input(type="imrelp" port="{relp_port}" ruleset="siem_in" tls="on"
       tls.caCert="/etc/msib-siem/ca.pem" tls.myCert="/etc/msib-siem/siem.pem"
-      tls.myPrivKey="/etc/msib-siem/siem.key")
+      tls.myPrivKey="/etc/msib-siem/siem.key" tls.authMode="certvalid")
 
 template(name="msib_per_source" type="string"
          string="{events}/%HOSTNAME:::secpath-replace%.log")
