@@ -276,13 +276,12 @@ def _sysctl(key: str, value: str, netns: str | None = None) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (killed, not yet reaped: PID 1 here may never reap) is dead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _read_pid(path: Path) -> int | None:

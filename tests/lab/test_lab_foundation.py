@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import subprocess
@@ -210,3 +211,28 @@ def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path
     other.down()  # idempotent
     assert other.leftovers() == []
     assert lab.is_up(), "tearing down one lab must not touch another"
+
+
+def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
+    """Every process of a lab killed at once (a session that died): `up` cleans up and boots again."""
+    import os
+    import signal
+
+    site = write_synthetic_lab(tmp_path / "plan", name="mcr", collectors=1, octet=248, proxy_port=3147)
+    crashed = Lab.from_files(site, state_dir=tmp_path / "state")
+    try:
+        crashed.up()
+        for pid in crashed._cgroup_procs():
+            os.kill(pid, signal.SIGKILL)
+        for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(f.read_text()), signal.SIGKILL)
+        os.kill(int((tmp_path / "state" / "proxy" / "pid").read_text()), signal.SIGKILL)
+        assert not crashed.is_up()
+        assert any(x.startswith("mount ") for x in crashed.leftovers())  # stale mounts, netns, links
+        again = Lab.from_files(site, state_dir=tmp_path / "state")
+        again.up()
+        assert set(again.check().values()) == {"running"}
+    finally:
+        crashed.down()
+    assert crashed.leftovers() == []
