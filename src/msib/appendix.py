@@ -32,14 +32,13 @@ import io
 import ipaddress
 import re
 import socket
-from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
-from itertools import repeat
-from operator import itemgetter
+from itertools import chain, compress, count, groupby, repeat
+from operator import itemgetter, le, ne, not_, or_, rshift
 from pathlib import Path
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
@@ -685,7 +684,7 @@ def _scan(
             skipped.append(SkippedRow(file, sheet, numbers[i], "title"))
     top_circuit = circuit
 
-    width = max(len(r) for r in rows)
+    width = max(map(len, rows))
     # a column the header lacks reads as a sentinel "" cell appended past the widest row
     index = [cols.get(f, width) for f in DATA_FIELDS]
     need = max(index)
@@ -700,12 +699,13 @@ def _scan(
                 r.extend([""] * (need + 1 - len(r)))
     # the common row, found for all rows at once: an IP-looking cell makes a data row, whatever else
     # it holds; only the other rows (sections, footers, empty, broken) are looked at one by one
-    ip_cells = list(map(itemgetter(ip_i), body))
-    plain = [type(v) is str and len(v) > 6 and v[0].isdigit() for v in ip_cells]
-    data_idx: list[int] = []  # indexes into `rows`
+    odd = [k for k, v in enumerate(map(itemgetter(ip_i), body))
+           if not (type(v) is str and len(v) > 6 and v[0].isdigit())]
+    is_data = [True] * len(body)
     changes: list[tuple[int, CircuitName | None]] = [(first, circuit)]  # the circuit from row index on
     footer = False
-    for k in [k for k, ok in enumerate(plain) if not ok]:
+    for k in odd:
+        is_data[k] = False  # until it is found to be one
         i = first + k
         r = rows[i]
         own = _own_values(r, filled.get(i))
@@ -724,7 +724,7 @@ def _scan(
         if _is_column_numbers(own):
             skipped.append(SkippedRow(file, sheet, n, "column_numbers"))
             continue
-        ipv = ip_cells[k]
+        ipv = r[ip_i]
         hv = r[host_i]
         if type(ipv) is str and type(hv) is str and header_field(ipv) == "ip" and header_field(hv) == "hostname":
             footer = False
@@ -740,23 +740,21 @@ def _scan(
                 if all(r[j] == "" or r[j] is None for j in index):
                     skipped.append(SkippedRow(file, sheet, n, "no_data"))
                     continue
-        data_idx.append(i)
-    plain_idx = [first + k for k, ok in enumerate(plain) if ok]
-    data_idx = sorted(plain_idx + data_idx) if data_idx else plain_idx  # two increasing runs: a merge
+        is_data[k] = True
     # each data row takes the circuit of the last section row above it
     circuits: list[CircuitName | None] = []
     for (start, named), (stop, _) in zip(changes, [*changes[1:], (len(rows), None)], strict=True):
-        circuits += [named] * (bisect_left(data_idx, stop) - bisect_left(data_idx, start))
-    selected = _gather(rows, data_idx)
+        circuits += [named] * is_data[start - first : stop - first].count(True)
+    selected = list(compress(body, is_data))
     # every row is at least need+1 cells long here, so the transposition cuts off nothing we read
     by_column = list(zip(*selected, strict=False)) if selected else []
     cells: dict[DataField, Sequence[Cell]] = {
         f: by_column[j] if selected else () for f, j in zip(DATA_FIELDS, index, strict=True)
     }
-    row_numbers = _gather(numbers, data_idx)
+    row_numbers = list(compress(numbers[first:], is_data))
     letters: dict[Field, str] = {f: column_letter(col_base + c) for f, c in sorted(cols.items(), key=lambda x: x[1])}
     table = Table(file, sheet, numbers[h_idx], letters, row_numbers, circuits, cells)
-    info = SheetInfo(file, sheet, "read", header_row=numbers[h_idx], circuit=top_circuit, data_rows=len(data_idx))
+    info = SheetInfo(file, sheet, "read", header_row=numbers[h_idx], circuit=top_circuit, data_rows=len(selected))
     return table, info, skipped
 
 
@@ -776,14 +774,16 @@ def _fill_merged(data: list[list[Any]], ranges: Iterable[tuple[tuple[int, int], 
         last_col = right - c0
         filled.add(rt, last_row, cl, last_col)
         block = data[rt : last_row + 1]
-        for row in block:
-            if len(row) <= last_col:
-                row.extend([""] * (last_col + 1 - len(row)))
+        for row in compress(block, map(le, map(len, block), repeat(last_col))):
+            row.extend([""] * (last_col + 1 - len(row)))
         for cc in range(cl, last_col + 1):
-            for row in block[1:] if cc == cl else block:
-                if row[cc] == "" or row[cc] is None:
-                    row[cc] = value
+            rows = block[1:] if cc == cl else block
+            for row in compress(rows, map(_EMPTY_CELL.__contains__, map(itemgetter(cc), rows))):
+                row[cc] = value
     return filled
+
+
+_EMPTY_CELL: Final = ("", None)  # `cell in _EMPTY_CELL`: the cell is empty (== "" or is None)
 
 
 def _sha256(path: Path) -> str:
@@ -1088,6 +1088,9 @@ _HOSTNAME_RE: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # the common case only (no all-digit name, so never an IP address); anything else takes the slow check
 _HOSTNAME_QUICK_RE: Final = re.compile(rf"(?![0-9.]*$){_LABEL}(?:\.{_LABEL})*")
 _NOT_HOST_FIRST_OCTET: Final = frozenset({0, 127, *range(224, 256)})
+# the same two checks for a whole column at once, each cell on a line of its own (see _lines_not_matching)
+_CANONICAL_IPV4_LINES: Final = re.compile(rf"(?:{_OCTET}(?:\.{_OCTET}){{3}}\n)*")
+_HOSTNAME_QUICK_LINES: Final = re.compile(rf"(?:(?![0-9.]*\n){_LABEL}(?:\.{_LABEL})*\n)*")
 _INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
 
@@ -1125,8 +1128,10 @@ def normalize_ip(text: str) -> IPValue:
     t = text.translate(_INVISIBLE).strip()
     if ":" in t:
         return _normalize_ipv6(t)
-    t = _IP_SEP_RE.sub(r"\1", t).replace(",", ".")
-    m = _IPV4_RE.fullmatch(t)
+    m = _IPV4_RE.fullmatch(t)  # zero-padded octets: nothing else to fix
+    if m is None:
+        t = _IP_SEP_RE.sub(r"\1", t).replace(",", ".")
+        m = _IPV4_RE.fullmatch(t)
     if m is None:
         if "/" in t:
             raise ValueError("a network or mask, not one host address")
@@ -1237,115 +1242,276 @@ _HOW: Final[dict[Reason, str]] = {
 #: The message of every `excluded` rejection: it names nothing about the object.
 EXCLUDED_MESSAGE: Final = "matches an exclusion of the site plan: out of scope, not in any inventory"
 
-_MISSING: Final = "\x00"  # not a cell value: XML cannot hold NUL and CSV with NUL is refused
+def _text_or_none(value: Cell) -> str | None:
+    """A free-text cell with stray spaces and line breaks folded; empty is None."""
+    text = value if type(value) is str else cell_text(value)
+    return " ".join(text.split()) or None
+
+
+def _rows_where(flags: Iterable[object]) -> list[int]:
+    """The indexes of the true items of `flags` (at C speed)."""
+    return list(compress(count(), flags))
+
+
+class _Networks:
+    """Networks of the site plan, matched against many addresses at once.
+
+    An IPv4 address lies in a network when its top `prefix` bits are the network's: one set lookup
+    per address and prefix length, mapped over a whole column at C speed. IPv6 addresses (rare in
+    an appendix) are matched one by one with :meth:`contains`.
+    """
+
+    def __init__(self, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> None:
+        self.nets: _Nets = _nets(networks)
+        by_shift: dict[int, set[int]] = {}
+        for version, addr, mask in self.nets:
+            if version == 4:
+                shift = 32 - mask.bit_count()
+                by_shift.setdefault(shift, set()).add(addr >> shift)
+        self._v4 = tuple((shift, frozenset(tops)) for shift, tops in by_shift.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.nets)
+
+    def contains(self, version: int, number: int) -> bool:
+        """Whether the address (`version` 4 or 6, 0 for none) lies in one of the networks."""
+        return any(v == version and number & mask == addr for v, addr, mask in self.nets)
+
+    def flags_v4(self, numbers: Sequence[int]) -> list[bool]:
+        """Per address, taken as IPv4: does it lie in one of the IPv4 networks?"""
+        flags: list[bool] | None = None
+        for shift, tops in self._v4:
+            hits = map(tops.__contains__, map(rshift, numbers, repeat(shift)))
+            flags = list(hits) if flags is None else list(map(or_, flags, hits))
+        return flags if flags is not None else [False] * len(numbers)
+
+    def flags(self, numbers: Sequence[int], no_v4: Mapping[int, int]) -> list[bool]:
+        """Per row: does its address lie in one of the networks? `no_v4` gives the version (6, or 0
+        for no address) of the rows whose address is not IPv4."""
+        flags = self.flags_v4(numbers)
+        for i, version in no_v4.items():
+            flags[i] = self.contains(version, numbers[i])
+        return flags
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """Pass 1 over one table, by column: folded hostnames, parsed IPs, exclusion hits."""
+    """Pass 1 over one table, by column: folded hostnames, parsed IPs, the rows an exclusion matches.
+
+    Problems are kept by row index: in a usual appendix few rows have one.
+    """
 
     table: Table
-    hosts: list[str]  # folded (normalised when valid)
-    host_ok: list[bool]  # a valid network name
-    host_errors: list[str | None]  # why it is not
-    ips: list[str | None]  # canonical text, None when missing or invalid
-    versions: list[int]  # 4 or 6; 0 when there is no valid IP
-    numbers: list[int]  # the IP as an integer (0 when none)
-    errors: list[str | None]  # why the IP is invalid
-    excluded: list[bool]
+    hosts: list[str]  # folded (normalised when valid); "" when missing
+    bad_hosts: list[int]  # the rows whose hostname is missing or invalid, in order
+    host_errors: dict[int, str]  # why a given hostname is invalid
+    ips: list[str | None]  # canonical text; None when missing or invalid
+    numbers: list[int]  # the address as an integer (0 when none)
+    no_v4: dict[int, int]  # the rows whose address is not IPv4: 6, or 0 when missing or invalid
+    ip_errors: dict[int, str]  # why a given IP is invalid
+    excluded: set[int]  # the rows an exclusion matches (then: or that share an IP or hostname with one)
 
 
-_NEEDS_FOLDING: Final = re.compile(r"^\s|\s$|\s\s|[^\S ]")
+def _lines_not_matching(values: Sequence[str], lines: re.Pattern[str]) -> list[int] | None:
+    """The indexes of the strings that are not one whole unit of `lines`, a pattern ``(?:ITEM\\n)*``.
+
+    One regex run over the column joined by line breaks does what ``ITEM.fullmatch`` on each string
+    would, without a Python call per string: it stops only at the strings that fail. None when a
+    string holds a line break itself (then the caller checks them one by one).
+    """
+    if not values:
+        return []
+    text = "\n".join(values) + "\n"
+    if text.count("\n") != len(values):
+        return None
+    failing: list[int] = []
+    pos = line = 0
+    while True:
+        end = cast(re.Match[str], lines.match(text, pos)).end()  # the good lines from `pos` on
+        line += text.count("\n", pos, end)
+        if end == len(text):
+            return failing
+        failing.append(line)
+        pos = text.index("\n", end) + 1
+        line += 1
 
 
-def _text_or_none(value: Cell) -> str | None:
-    """A free-text cell with stray spaces and line breaks folded; empty is None."""
-    text = value if type(value) is str else cell_text(value)
-    if text and _NEEDS_FOLDING.search(text) is None:
-        return text
-    return " ".join(text.split()) or None
+def _check_hostnames(raw: Sequence[Cell]) -> tuple[list[str], list[int], dict[int, str]]:
+    """Fold and validate a hostname column: (hostnames, rows missing or invalid, why invalid).
 
-
-def _in_flags(nets: _Nets, versions: list[int], numbers: list[int], only: list[bool] | None = None) -> list[bool]:
-    """Per row: is the address in one of `nets` (and, when given, is `only` true for the row)?"""
-    flags = [False] * len(numbers)
-    for version, addr, mask in nets:
-        if only is None:
-            flags = [f or (v == version and n & mask == addr) for f, v, n in zip(flags, versions, numbers, strict=True)]
-        else:
-            flags = [
-                f or (o and v == version and n & mask == addr)
-                for f, o, v, n in zip(flags, only, versions, numbers, strict=True)
-            ]
-    return flags
-
-
-def _all_text(values: Sequence[Cell]) -> bool:
-    return set(map(type, values)) <= {str}
-
-
-def _prepare(table: Table, excl_nets: _Nets, excl_host: re.Pattern[str] | None) -> _Prepared:
-    """Pass 1 over one table, column by column (C-level `map` where it can be: tens of thousands of rows)."""
-    raw_hosts = table.cells["hostname"]
-    if _all_text(raw_hosts):
-        stripped = map(str.lower, map(str.strip, cast("Sequence[str]", raw_hosts)))
-        hosts = list(map(str.rstrip, stripped, repeat(".")))
-    else:
-        hosts = [_fold_hostname(cell_text(h)) for h in raw_hosts]
-    # the quick check: a plain lower-case DNS name that is not an IPv4 address; the rest, below
-    host_ok = list(map(bool, map(_HOSTNAME_QUICK_RE.fullmatch, hosts)))
-    if not _all_text(raw_hosts) or not all(map(str.isascii, cast("Sequence[str]", raw_hosts))):
-        host_ok = [ok and (type(raw) is not str or raw.isascii()) for ok, raw in zip(host_ok, raw_hosts, strict=True)]
+    The common cell, a plain lower-case DNS name, is recognised for the whole column at once (one
+    regex over each cell, C-level `map`); the rest go through :func:`normalize_hostname`.
+    """
+    texts = cast("Sequence[str]", raw)
+    try:
+        hosts = list(map(str.lower, texts))
+        non_ascii = [] if all(map(str.isascii, texts)) else _rows_where(map(not_, map(str.isascii, texts)))
+    except TypeError:  # a number or a date among them
+        hosts = [_fold_hostname(cell_text(h)) for h in raw]
+        non_ascii = [i for i, h in enumerate(raw) if type(h) is str and not h.isascii()]
+    # a plain name that is not an IPv4 address: already folded, and valid; the rest, below
+    plain_failing = _lines_not_matching(hosts, _HOSTNAME_QUICK_LINES)
+    if plain_failing is None:  # a line break in a cell
+        plain_failing = _rows_where(map(not_, map(_HOSTNAME_QUICK_RE.fullmatch, hosts)))
+    slow = {*plain_failing, *non_ascii}  # lower() can turn a non-ASCII letter (the Kelvin sign) into an ASCII one
     if hosts and max(map(len, hosts)) > 253:
-        host_ok = [ok and len(h) <= 253 for ok, h in zip(host_ok, hosts, strict=True)]
-    host_errors: list[str | None] = [None] * len(hosts)
-    for i in [i for i, ok in enumerate(host_ok) if not ok]:
+        slow.update(i for i, h in enumerate(hosts) if len(h) > 253)
+    bad: list[int] = []
+    errors: dict[int, str] = {}
+    for i in sorted(slow):
+        text = cell_text(raw[i])
+        hosts[i] = _fold_hostname(text)
         if not hosts[i]:
-            continue  # missing, not invalid
-        try:  # the slow, complete check: it also drops invisible characters
-            hosts[i] = normalize_hostname(cell_text(raw_hosts[i]))
-            host_ok[i] = True
-        except ValueError as exc:
-            host_errors[i] = str(exc)
-    raw_ips = table.cells["ip"]
-    if _all_text(raw_ips):
-        matched = map(_CANONICAL_IPV4_RE.fullmatch, cast("Sequence[str]", raw_ips))
-        ips: list[str | None] = [x if m else None for x, m in zip(raw_ips, matched, strict=True)]  # type: ignore[misc]
-    else:
-        canonical = _CANONICAL_IPV4_RE.fullmatch
-        ips = [x if type(x) is str and canonical(x) else None for x in raw_ips]
-    numbers = list(map(int.from_bytes, map(socket.inet_aton, [x or "0.0.0.0" for x in ips])))
-    versions = [0 if x is None else 4 for x in ips]
-    errors: list[str | None] = [None] * len(ips)
-    # the rare rows: not a canonical IPv4 text (numbers 0), or not a host address
-    for i in [i for i, n in enumerate(numbers) if n >> 24 in _NOT_HOST_FIRST_OCTET]:
-        raw = raw_ips[i]
-        ips[i], versions[i], numbers[i] = None, 0, 0
-        if raw == "" or raw is None:
+            bad.append(i)  # missing, not invalid
             continue
-        text = raw if type(raw) is str else cell_text(raw)
+        try:  # the complete check: it also drops invisible characters
+            hosts[i] = normalize_hostname(text)
+        except ValueError as exc:
+            bad.append(i)
+            errors[i] = str(exc)
+    return hosts, bad, errors
+
+
+def _check_ips(raw: Sequence[Cell]) -> tuple[list[str | None], list[int], dict[int, int], dict[int, str]]:
+    """Normalise and validate an IP column: (canonical texts, integers, rows without an IPv4 address
+    and their version, why invalid).
+
+    The common cell, a canonical IPv4 host address, is recognised for the whole column at once;
+    the rest go through :func:`normalize_ip`.
+    """
+    try:
+        other = _lines_not_matching(cast("Sequence[str]", raw), _CANONICAL_IPV4_LINES)
+    except TypeError:  # a number or a date among them
+        other = None
+    if other is None:
+        other = [i for i, x in enumerate(raw) if type(x) is not str or not _CANONICAL_IPV4_RE.fullmatch(x)]
+    ips = cast("list[str | None]", list(raw))
+    for i in other:
+        ips[i] = "0.0.0.0"  # no IPv4 text: a placeholder with first octet 0, looked at below
+    numbers = list(map(int.from_bytes, map(socket.inet_aton, cast("list[str]", ips))))
+    no_v4: dict[int, int] = {}
+    errors: dict[int, str] = {}
+    # the rare rows: not a canonical IPv4 text (first octet 0 here), or not a host address
+    for i in compress(count(), map(_NOT_HOST_FIRST_OCTET.__contains__, map(rshift, numbers, repeat(24)))):
+        ips[i], numbers[i], no_v4[i] = None, 0, 0
+        value = raw[i]
+        if value == "" or value is None:
+            continue
+        text = cell_text(value)
         if not text.strip():
             continue  # only spaces: no IP given
         try:
             parsed = normalize_ip(text)
         except ValueError as exc:
             errors[i] = str(exc)
+            continue
+        ips[i], numbers[i] = parsed.text, parsed.value
+        if parsed.version == 4:
+            del no_v4[i]
         else:
-            ips[i], versions[i], numbers[i] = parsed.text, parsed.version, parsed.value
-    excluded = _in_flags(excl_nets, versions, numbers) if excl_nets else [False] * len(ips)
-    if excl_host is not None:  # the whole name, or its first label, matches a pattern
-        match = excl_host.match
-        whole = list(map(match, hosts))
-        for i in [i for i, m in enumerate(whole) if m is not None]:
-            excluded[i] = excluded[i] or hosts[i] != ""
-        for i in [i for i, (m, h) in enumerate(zip(whole, hosts, strict=True)) if m is None and "." in h]:
-            excluded[i] = excluded[i] or match(hosts[i].split(".", 1)[0]) is not None
-    return _Prepared(table, hosts, host_ok, host_errors, ips, versions, numbers, errors, excluded)
+            no_v4[i] = parsed.version
+    return ips, numbers, no_v4, errors
 
 
-def _v4_host_ok(value: int) -> bool:
-    first = value >> 24
-    return not (first == 0 or first == 127 or first >= 224)
+class _HostPatterns:
+    """The site plan's hostname exclusions (shell-style patterns, as `fnmatch`), matched against a column."""
+
+    def __init__(self, patterns: Sequence[str]) -> None:
+        self.regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+        # what every name a pattern matches starts with (and so every FQDN whose first label it matches)
+        self.prefixes = tuple(re.split(r"[*?\[]", p, maxsplit=1)[0] for p in patterns)
+
+    def rows(self, hosts: Sequence[str]) -> set[int]:
+        """The rows whose hostname, or its first label, matches a pattern."""
+        index: Sequence[int] = range(len(hosts))
+        names = hosts
+        if all(self.prefixes):  # only the names that start right can match: usually a few
+            index = _rows_where(map(str.startswith, hosts, repeat(self.prefixes)))
+            names = [hosts[i] for i in index]
+        match = self.regex.match
+        rows = {index[k] for k in compress(count(), map(match, names)) if names[k] != ""}
+        for k in compress(count(), map(str.__contains__, names, repeat("."))):  # FQDNs: the first label too
+            if match(names[k].split(".", 1)[0]) is not None:
+                rows.add(index[k])
+        return rows
+
+
+def _prepare(table: Table, excl_nets: _Networks, excl_host: _HostPatterns | None) -> _Prepared:
+    """Pass 1 over one table, column by column (C-level `map` where it can be: tens of thousands of rows)."""
+    hosts, bad_hosts, host_errors = _check_hostnames(table.cells["hostname"])
+    ips, numbers, no_v4, ip_errors = _check_ips(table.cells["ip"])
+    excluded = set(compress(count(), excl_nets.flags(numbers, no_v4))) if excl_nets else set()
+    if excl_host is not None:
+        excluded |= excl_host.rows(hosts)
+    return _Prepared(table, hosts, bad_hosts, host_errors, ips, numbers, no_v4, ip_errors, excluded)
+
+
+def _spread_exclusions(prepared: Sequence[_Prepared]) -> None:
+    """Exclude every row sharing its IP or hostname with an excluded row: it is about the same object
+    (`arm-1` and `arm-1.mcri.local` are the same host)."""
+    ips = {prep.ips[i] for prep in prepared for i in prep.excluded} - {None}
+    hosts = {prep.hosts[i] for prep in prepared for i in prep.excluded} - {""}
+    if not ips and not hosts:
+        return
+    labels = {h.split(".", 1)[0] for h in hosts} - {""}  # a name without dots: the same as one of these
+    bare = {h for h in hosts if "." not in h}  # a FQDN: the same as one of these, or its first label
+    for prep in prepared:
+        prep.excluded.update(compress(count(), map(ips.__contains__, prep.ips)))
+        prep.excluded.update(compress(count(), map(labels.__contains__, prep.hosts)))
+        for i in compress(count(), map(str.__contains__, prep.hosts, repeat("."))):
+            host = prep.hosts[i]
+            if host in hosts or host.split(".", 1)[0] in bare:
+                prep.excluded.add(i)
+
+
+def _circuit_flags(prep: _Prepared, circuits: Mapping[CircuitName, _Networks]) -> list[bool]:
+    """Per row: does its address lie in the networks of the circuit whose section holds the row?
+
+    A table's rows come in runs of one circuit (its sections): each run is matched at once.
+    """
+    flags: list[bool] = []
+    start = 0
+    for circuit, run in groupby(prep.table.circuits):
+        stop = start + len(list(run))
+        nets = circuits.get(circuit) if circuit is not None else None
+        flags += nets.flags_v4(prep.numbers[start:stop]) if nets else [False] * (stop - start)
+        start = stop
+    for i, version in prep.no_v4.items():
+        circuit = prep.table.circuits[i]
+        nets = circuits.get(circuit) if circuit is not None else None
+        flags[i] = nets is not None and nets.contains(version, prep.numbers[i])
+    return flags
+
+
+def _unknown_rows(column: Sequence[Cell], known: Callable[[Cell], bool]) -> set[int]:
+    """The rows whose cell `known` refuses, asking once per distinct text."""
+    distinct = set(column)
+    if all(type(v) is str for v in distinct):  # usually one or two values
+        unknown = {v for v in distinct if not known(v)}
+        return set(compress(count(), map(unknown.__contains__, column))) if unknown else set()
+    return {i for i, v in enumerate(column) if not known(v)}
+
+
+def _repeated_rows(ips: Sequence[str], rows: Sequence[int], owners: Sequence[Mapping[str, int]],
+                   t_index: int) -> tuple[dict[str, int], dict[int, tuple[int, int]]]:
+    """Which rows (`rows`, with their IPs `ips`) take an IP already taken.
+
+    Returns each new IP's first row (this table's share of the owners), and per repeating row the
+    (table index, row index) of the row that has its IP: in an earlier table (`owners`), else the
+    first row of this one.
+    """
+    first = dict(zip(reversed(ips), reversed(rows), strict=True))
+    taken: dict[str, tuple[int, int]] = {}
+    for t_other, owned in enumerate(owners):
+        for ip in owned.keys() & first.keys():
+            taken[ip] = (t_other, owned[ip])
+            del first[ip]
+    repeats: dict[int, tuple[int, int]] = {}
+    if len(first) != len(ips):
+        for k in compress(count(), map(ne, map(first.get, ips), rows)):
+            ip = ips[k]
+            repeats[rows[k]] = taken.get(ip) or (t_index, first[ip])
+    return first, repeats
 
 
 def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -> Appendix:
@@ -1369,175 +1535,41 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
     Returns:
         The objects (in file/sheet/row order), the rejections and everything the report needs.
     """
-    circuit_nets = {name: _nets(c.networks) for name, c in plan.circuits.items()}
-    excl_nets = _nets(e.network for e in plan.excluded if e.network is not None)
+    circuits = {name: _Networks(c.networks) for name, c in plan.circuits.items()}
+    excl_nets = _Networks(e.network for e in plan.excluded if e.network is not None)
     patterns = [e.hostname.lower() for e in plan.excluded if e.hostname is not None]
-    excl_host = _exclusion_regex(patterns)
+    excl_host = _HostPatterns(patterns) if patterns else None
     sb_names = {_fold(n) for n in [plan.state_body, *plan.aliases]}
-    state_body = plan.state_body
+
+    def sb_known(value: Cell) -> bool:
+        text = _text_or_none(value)
+        return text is None or _fold(text) in sb_names
 
     # pass 1 (by column): normalise; find every row an exclusion matches
     prepared = [_prepare(t, excl_nets, excl_host) for r in reads for t in r.tables]
-    excluded_ips: set[str] = set()
-    excluded_hosts: set[str] = set()
-    for prep in prepared:
-        if any(prep.excluded):
-            for i, hit in enumerate(prep.excluded):
-                if hit:
-                    ip_text = prep.ips[i]
-                    if ip_text is not None:
-                        excluded_ips.add(ip_text)
-                    if prep.hosts[i]:
-                        excluded_hosts.add(prep.hosts[i])
-    # a row sharing an excluded row's IP or hostname is about the same object: excluded too
-    if excluded_ips or excluded_hosts:
-        excluded_short = {h.split(".", 1)[0] for h in excluded_hosts}
-        excluded_bare = {h for h in excluded_hosts if "." not in h}
+    _spread_exclusions(prepared)
 
-        excluded_short.discard("")
-        for prep in prepared:
-            labels = map(itemgetter(0), map(str.partition, prep.hosts, repeat(".")))
-            prep.excluded[:] = [
-                e or ip in excluded_ips or (h != "" and (
-                    h in excluded_hosts or (label in excluded_bare if label != h else h in excluded_short)))
-                for e, h, ip, label in zip(prep.excluded, prep.hosts, prep.ips, labels, strict=True)
-            ]
-
-    sb_ok: dict[str, bool] = {}
-
-    def sb_known(value: Cell) -> bool:
-        key = value if type(value) is str else cell_text(value)
-        ok = sb_ok.get(key)
-        if ok is None:
-            text = _text_or_none(key)
-            ok = sb_ok[key] = text is None or _fold(text) in sb_names
-        return ok
-
-
-    # pass 2 (by column): the checks that need no other row
-    Outcome = tuple[int, int, Rejection]  # (table index, row index, rejection): sorted at the end
-    outcomes: list[Outcome] = []
-    by_ip: dict[str, tuple[int, int]] = {}  # ip -> (table index, row index) of the row that has it
-    accepted: list[list[int]] = []
+    # pass 2 (by column): the checks that need no other row, then the IPs taken twice
+    outcomes: list[tuple[int, int, Rejection]] = []  # (table index, row index, rejection): sorted at the end
+    owners: list[dict[str, int]] = []  # per table: IP -> the row that has it
+    accepted: list[list[bool]] = []  # per table and row
     for t_index, prep in enumerate(prepared):
-        table = prep.table
-        cells = table.cells
-        sb_column = cells["sb"]
-        if _all_text(sb_column):  # usually one or two distinct values: decide each once
-            verdict = {v: sb_known(v) for v in set(sb_column)}
-            sb_flags = list(map(verdict.__getitem__, sb_column))
-        else:
-            sb_flags = [sb_known(v) for v in sb_column]
-        host_flags = prep.host_ok
-        in_flags = [False] * len(table)
-        for cname, nets in circuit_nets.items():
-            mine = [c == cname for c in table.circuits]
-            if any(mine):
-                hits = _in_flags(nets, prep.versions, prep.numbers, mine)
-                in_flags = [a or b for a, b in zip(in_flags, hits, strict=True)]
-        good = [
-            not e and s and h and i
-            for e, s, h, i in zip(prep.excluded, sb_flags, host_flags, in_flags, strict=True)
-        ]
-        for i in [i for i, ok in enumerate(good) if not ok]:
-            outcomes.append((t_index, i, _reject_row(prep, i, sb_flags[i], host_flags[i], plan)))
-        candidates = [i for i, ok in enumerate(good) if ok]
-        all_ips = prep.ips
-        ips: list[Any] = _gather(all_ips, candidates)  # a good row has an IP
-        if len(set(ips)) == len(ips) and by_ip.keys().isdisjoint(ips):  # no duplicate: all in at once
-            by_ip.update(zip(ips, zip(repeat(t_index), candidates), strict=False))
-            accepted.append(candidates)
-            continue
-        keep: list[int] = []
-        for i, ip_text in zip(candidates, ips, strict=True):
-            taken = by_ip.get(ip_text)
-            if taken is None:
-                by_ip[ip_text] = (t_index, i)
-                keep.append(i)
-            else:
-                outcomes.append((t_index, i, _reject_duplicate(prep, i, taken, prepared)))
+        unknown_sb = _unknown_rows(prep.table.cells["sb"], sb_known)
+        keep = _circuit_flags(prep, circuits)  # false for no circuit, no valid IP, outside the circuit
+        bad_hosts = set(prep.bad_hosts)
+        for i in sorted({*prep.excluded, *unknown_sb, *bad_hosts, *compress(count(), map(not_, keep))}):
+            keep[i] = False
+            outcomes.append((t_index, i, _reject_row(prep, i, i not in unknown_sb, i not in bad_hosts, plan)))
+        rows = _rows_where(keep)
+        first, repeats = _repeated_rows(cast("list[str]", list(compress(prep.ips, keep))), rows, owners, t_index)
+        owners.append(first)
+        for i, taken in repeats.items():
+            keep[i] = False
+            outcomes.append((t_index, i, _reject_duplicate(prep, i, taken, prepared)))
         accepted.append(keep)
 
-    # the accepted rows, by column: free text folded once per distinct value, OS classified once
-    texts: dict[str, str | None] = {}
-    os_infos: dict[str | None, tuple[str | None, OsFamily, bool | None, str | None]] = {}
-    table_os = os_table()
-
-    def fold_column(column: Sequence[Cell], rows: Sequence[int]) -> list[str | None]:
-        values = _gather(column, rows)
-        if set(map(type, values)) == {str}:
-            new = cast(set[str], set(values).difference(texts))
-            texts.update(zip(new, map(_text_or_none, new), strict=True))
-            return list(map(texts.__getitem__, cast(list[str], values)))
-        return [texts[v] if type(v) is str and v in texts else _text_or_none(v) for v in values]
-
-    def os_of(text: str | None) -> tuple[str | None, OsFamily, bool | None, str | None]:
-        got = os_infos.get(text)
-        if got is None:
-            info = classify_os(text, as_of, table_os) if text else OsInfo(None, "other", None, None)
-            eol_date = info.eol_date.isoformat() if info.eol_date else None
-            got = os_infos[text] = (info.name, info.family, info.eol, eol_date)
-        return got
-
-    columns: dict[str, list[Any]] = {name: [] for name in OBJECT_COLUMNS}
-    Place = tuple[str | None, str, str | None, int]  # ip, file, sheet, row
-    first_ip_of: dict[str, Place] = {}
-    more_ips_of: dict[str, list[Place]] = {}
-    for prep, keep in zip(prepared, accepted, strict=True):
-        if not keep:
-            continue
-        table = prep.table
-        cells = table.cells
-        os_raw = fold_column(cells["os"], keep)
-        for text in set(os_raw).difference(os_infos):
-            os_of(text)
-        os_names, os_families, os_eols, os_eol_dates = (
-            zip(*map(os_infos.__getitem__, os_raw), strict=True) if os_raw else ((), (), (), ())
-        )
-        hosts = _gather(prep.hosts, keep)
-        ips = _gather(prep.ips, keep)
-        numbers = _gather(table.row_numbers, keep)
-        n = len(keep)
-        for name, values in (
-            ("sb", [state_body] * n),
-            ("department", fold_column(cells["department"], keep)),
-            ("location", fold_column(cells["location"], keep)),
-            ("responsible", fold_column(cells["responsible"], keep)),
-            ("hostname", hosts),
-            ("ip", ips),
-            ("os", os_names),
-            ("os_raw", os_raw),
-            ("os_family", os_families),
-            ("os_eol", os_eols),
-            ("os_eol_date", os_eol_dates),
-            ("circuit", _gather(table.circuits, keep)),
-            ("file", [table.file] * n),
-            ("sheet", [table.sheet] * n),
-            ("row", numbers),
-        ):
-            columns[name].extend(values)
-
-    all_hosts = columns["hostname"]
-    if len(set(all_hosts)) != len(all_hosts):  # a hostname on several rows (several IPs): worth a look
-        for host, ip, file, sheet, row in zip(all_hosts, columns["ip"], columns["file"], columns["sheet"],
-                                              columns["row"], strict=True):
-            place = (ip, file, sheet, row)
-            first = first_ip_of.get(host)
-            if first is None:
-                first_ip_of[host] = place
-            else:
-                more_ips_of.setdefault(host, [first]).append(place)
-
     outcomes.sort(key=lambda o: (o[0], o[1]))
-    warnings = tuple(
-        Warning_(
-            "hostname_on_several_ips",
-            f"{host} is listed with {len(seen)} IP addresses ({', '.join(p[0] or '' for p in seen)}); "
-            "fine for a host with several interfaces, otherwise correct the rows",
-            tuple(Source(p[1], p[2], p[3]) for p in seen),
-        )
-        for host, seen in more_ips_of.items()
-    )
+    columns = _object_columns(prepared, accepted, plan.state_body, as_of)
     return Appendix(
         as_of=as_of,
         inputs=tuple(r.input for r in reads),
@@ -1545,7 +1577,90 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         columns=columns,
         rejected=tuple(o[2] for o in outcomes),
         skipped=tuple(s for r in reads for s in r.skipped),
-        warnings=warnings,
+        warnings=_several_ips_warnings(columns),
+    )
+
+
+def _object_columns(prepared: Sequence[_Prepared], accepted: Sequence[list[bool]], state_body: str,
+                    as_of: dt.date) -> dict[str, list[Any]]:
+    """The accepted rows of every table, by column (:data:`OBJECT_COLUMNS`): free text folded once
+    per distinct value, each OS classified once."""
+    texts: dict[str, str | None] = {}
+    os_infos: dict[str | None, tuple[str | None, OsFamily, bool | None, str | None]] = {}
+    table_os = os_table()
+
+    def fold_column(values: list[Cell]) -> list[str | None]:
+        distinct = set(values)
+        if all(type(v) is str for v in distinct):
+            new = cast(set[str], distinct.difference(texts))
+            texts.update(zip(new, map(_text_or_none, new), strict=True))
+            return list(map(texts.__getitem__, cast(list[str], values)))
+        return [texts[v] if type(v) is str and v in texts else _text_or_none(v) for v in values]
+
+    def os_of(text: str | None) -> tuple[str | None, OsFamily, bool | None, str | None]:
+        info = classify_os(text, as_of, table_os) if text else OsInfo(None, "other", None, None)
+        return info.name, info.family, info.eol, info.eol_date.isoformat() if info.eol_date else None
+
+    parts: dict[str, list[Sequence[Any]]] = {name: [] for name in OBJECT_COLUMNS}
+    for prep, keep in zip(prepared, accepted, strict=True):
+        n = sum(keep)
+        if not n:
+            continue
+        table = prep.table
+        cells = table.cells
+
+        def take[T](column: Sequence[T], keep: list[bool] = keep) -> list[T]:
+            return list(compress(column, keep))
+
+        os_raw = fold_column(take(cells["os"]))
+        os_infos.update((text, os_of(text)) for text in set(os_raw).difference(os_infos))
+        os_names, os_families, os_eols, os_eol_dates = zip(*map(os_infos.__getitem__, os_raw), strict=True)
+        for name, values in (
+            ("sb", [state_body] * n),
+            ("department", fold_column(take(cells["department"]))),
+            ("location", fold_column(take(cells["location"]))),
+            ("responsible", fold_column(take(cells["responsible"]))),
+            ("hostname", take(prep.hosts)),
+            ("ip", take(prep.ips)),
+            ("os", os_names),
+            ("os_raw", os_raw),
+            ("os_family", os_families),
+            ("os_eol", os_eols),
+            ("os_eol_date", os_eol_dates),
+            ("circuit", take(table.circuits)),
+            ("file", [table.file] * n),
+            ("sheet", [table.sheet] * n),
+            ("row", take(table.row_numbers)),
+        ):
+            parts[name].append(values)
+    return {name: list(chain.from_iterable(p)) if len(p) != 1 else list(p[0]) for name, p in parts.items()}
+
+
+def _several_ips_warnings(columns: Mapping[str, Sequence[Any]]) -> tuple[Warning_, ...]:
+    """`hostname_on_several_ips`: one hostname on several accepted rows (fine for a host with several
+    interfaces, otherwise a mistake)."""
+    hosts = columns["hostname"]
+    if len(set(hosts)) == len(hosts):
+        return ()
+    Place = tuple[str | None, str, str | None, int]  # ip, file, sheet, row
+    first_ip_of: dict[str, Place] = {}
+    more_ips_of: dict[str, list[Place]] = {}
+    for host, ip, file, sheet, row in zip(hosts, columns["ip"], columns["file"], columns["sheet"],
+                                          columns["row"], strict=True):
+        place = (ip, file, sheet, row)
+        first = first_ip_of.get(host)
+        if first is None:
+            first_ip_of[host] = place
+        else:
+            more_ips_of.setdefault(host, [first]).append(place)
+    return tuple(
+        Warning_(
+            "hostname_on_several_ips",
+            f"{host} is listed with {len(seen)} IP addresses ({', '.join(p[0] or '' for p in seen)}); "
+            "fine for a host with several interfaces, otherwise correct the rows",
+            tuple(Source(p[1], p[2], p[3]) for p in seen),
+        )
+        for host, seen in more_ips_of.items()
     )
 
 
@@ -1570,7 +1685,7 @@ def _rejection(prep: _Prepared, i: int, reason: Reason, column: Field | None, wh
 def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SitePlan) -> Rejection:
     """The first reason, in the documented order, a row that failed a local check is rejected for."""
     table = prep.table
-    if prep.excluded[i]:
+    if i in prep.excluded:
         return Rejection(table.file, table.sheet, table.row_numbers[i], None, "excluded", EXCLUDED_MESSAGE)
     if not sb_ok:
         name = _text_or_none(table.cells["sb"][i])
@@ -1587,7 +1702,7 @@ def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SiteP
         return _rejection(prep, i, "invalid_hostname", "hostname", f"not a valid network name: {prep.host_errors[i]}")
     ip_text = prep.ips[i]
     if ip_text is None:
-        err = prep.errors[i]
+        err = prep.ip_errors.get(i)
         if err is None:
             return _rejection(prep, i, "missing_ip", "ip", "no IP address given")
         return _rejection(prep, i, "invalid_ip", "ip", f"not an IP address: {err}")
@@ -1612,13 +1727,6 @@ def _reject_duplicate(prep: _Prepared, i: int, taken: tuple[int, int],
                           f"the same object ({host}, {ip_text}) is already listed at {dup.describe()}", dup)
     return _rejection(prep, i, "duplicate_ip", "ip",
                       f"{ip_text} is already taken by {other_host} at {dup.describe()}", dup)
-
-
-def _exclusion_regex(patterns: Sequence[str]) -> re.Pattern[str] | None:
-    """One regex for the site plan's hostname patterns (shell-style, as `fnmatch`), or None."""
-    if not patterns:
-        return None
-    return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
 
 
 def load_appendices(

@@ -36,12 +36,14 @@ import shutil
 import socket
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import compress, repeat
+from operator import eq, is_
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, Final
 
 import orjson
@@ -55,6 +57,7 @@ from msib.appendix import (
     ReadResult,
     Reason,
     Rejection,
+    _gather,
     check_rows,
     os_table,
     read_appendix,
@@ -140,9 +143,14 @@ def _ipv6_key(ip: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6, ip)
 
 
+def _has_ipv6(ips: Sequence[str]) -> bool:
+    """Whether any of the canonical address texts is an IPv6 one."""
+    return ":" in "".join(ips)
+
+
 def _sorted_ips(ips: list[str]) -> list[str]:
     """Canonical IPv4/IPv6 texts in numeric order, IPv4 first."""
-    if not any(map(str.__contains__, ips, repeat(":"))):
+    if not _has_ipv6(ips):
         return sorted(ips, key=socket.inet_aton)
     v4 = sorted((ip for ip in ips if ":" not in ip), key=socket.inet_aton)
     v6 = sorted((ip for ip in ips if ":" in ip), key=_ipv6_key)
@@ -227,9 +235,7 @@ def inventory_model(
 
     ips = appendix.column("ip") if appendix is not None else ()
     circ = appendix.column("circuit") if appendix is not None else ()
-    senders = {
-        c: _sorted_ips([ip for ip, ci in zip(ips, circ, strict=True) if ci == c]) for c in plan.circuits
-    }
+    senders = {c: _sorted_ips(list(compress(ips, map(eq, circ, repeat(c))))) for c in plan.circuits}
     circuits: dict[str, Any] = {}
     for cname, circuit in plan.circuits.items():
         circuits[cname] = {
@@ -331,8 +337,8 @@ def render_hosts_yml(model: Mapping[str, Any]) -> bytes:
         at = body.index(mark)
         indent = body[body.rindex("\n", 0, at) + 1 : at]
         if circuit["senders"]:
-            lines = "".join(map(f"{indent}- %s\n".__mod__, map(_yaml_scalar, circuit["senders"])))
-            text = f"senders:\n{lines}"
+            items = circuit["senders"] if not _has_ipv6(circuit["senders"]) else map(_yaml_scalar, circuit["senders"])
+            text = f"senders:\n{indent}- " + f"\n{indent}- ".join(items) + "\n"
         else:
             text = "senders: []\n"
         body = body[:at] + text + body[at + len(mark) :]
@@ -414,89 +420,105 @@ def _json_bytes(data: Any) -> bytes:
     return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
 
 
-_OBJECTS_BATCH: Final = 10000
+_OBJECTS_BATCH: Final = 2000  # rows per piece written: ~1.4 MB, reused memory rather than fresh pages
 
-
-# an objects.json entry with its values as JSON text; the five OS fields are one value (they follow
-# from the OS as typed), and so are the source's file and sheet
-_OBJECT_LINE: Final = (
-    b'{"sb":%b,"department":%b,"location":%b,"responsible":%b,"hostname":%b,"ip":%b,%b,"circuit":%b,'
-    b'"source":{%b,"row":%d}}'
-)
+#: The keys of an ``objects.json`` entry after ``ip``, whose values are few and are encoded together:
+#: the five OS fields (they follow from the OS as typed), the circuit, the source's file and sheet.
 _OS_KEYS: Final = ("os", "os_raw", "os_family", "os_eol", "os_eol_date")
-_SOURCE_KEYS: Final = ("file", "sheet")
+_TAIL_KEYS: Final = (*_OS_KEYS, "circuit", "file", "sheet")
 
 
-def _json_column(values: Sequence[Any], *, unique: bool = False) -> list[bytes]:
-    """Each value of a column as JSON text, exactly as orjson writes it, at C speed.
+def _json_values(values: Sequence[Any], prefix: bytes = b"", suffix: bytes = b"") -> list[bytes]:
+    """Each value as ``prefix + JSON + suffix`` (the JSON as orjson writes it), encoded once per distinct value.
 
-    Few distinct values: each is encoded once. Many distinct strings: the whole column is encoded in
-    one call and split at ``","`` — which cannot occur inside a JSON string, whose quotes are escaped.
+    The distinct strings are encoded in one orjson call (see :func:`_json_strings`); a column holding
+    other values than strings and None is encoded value by value (``1 == True`` in a dict).
+    """
+    distinct = set(values)
+    strings = [v for v in distinct if type(v) is str]
+    if len(strings) + (None in distinct) < len(distinct):
+        return [prefix + orjson.dumps(v) + suffix for v in values]
+    texts: dict[str | None, bytes] = {None: prefix + b"null" + suffix}
+    texts.update(zip(strings, [b'%b"%b"%b' % (prefix, p, suffix) for p in _json_strings(strings)], strict=True))
+    return list(map(texts.__getitem__, values))
+
+
+def _json_strings(values: Sequence[str]) -> list[bytes]:
+    """The JSON text of each string without its quotes, all encoded in one orjson call.
+
+    ``orjson.dumps(values)`` is split at ``","``, which never occurs inside a JSON string (its
+    quotes are escaped). A value that is not a string makes fewer pieces than values (or, alone,
+    has no quotes around it): a TypeError.
     """
     if not values:
         return []
-    if not unique:
-        distinct = set(values)
-        if len(distinct) <= len(values) // 8 + 16 or not set(map(type, distinct)) <= {str, type(None)}:
-            encoded = {v: orjson.dumps(v) for v in distinct}
-            return list(map(encoded.__getitem__, values))
-        nulls = None in distinct
-    else:
-        nulls = None in values
-    plain = ["" if v is None else v for v in values] if nulls else values
-    data = orjson.dumps(plain)  # b'["a","b",...]': every item a string
-    out = list(map(b'"%b"'.__mod__, data[2:-2].split(b'","')))
-    if nulls:
-        for i in [i for i, v in enumerate(values) if v is None]:
-            out[i] = b"null"
-    return out
+    data = orjson.dumps(values)
+    pieces = data[2:-2].split(b'","')
+    if len(pieces) != len(values) or data[1:2] != b'"' or data[-2:-1] != b'"':
+        raise TypeError(f"not a string: {next(v for v in values if type(v) is not str)!r}")
+    return pieces
 
 
-def _json_groups(keys: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[bytes]:
-    """`"k1":v1,"k2":v2,...` for each row, encoded once per distinct combination of values."""
+def _json_tails(columns: Sequence[Sequence[Any]]) -> list[bytes]:
+    """The end of each entry from ``ip``'s closing quote to the row number, once per distinct combination."""
     rows = list(zip(*columns, strict=True))
-    encoded = {
-        combo: b",".join(orjson.dumps(k) + b":" + orjson.dumps(v) for k, v in zip(keys, combo, strict=True))
-        for combo in set(rows)
-    }
-    return list(map(encoded.__getitem__, rows))
+
+    def encode(combo: tuple[Any, ...]) -> bytes:
+        *os_values, circuit, file, sheet = combo
+        os_part = b",".join(b"%b:%b" % (orjson.dumps(k), orjson.dumps(v)) for k, v in zip(_OS_KEYS, os_values,
+                                                                                        strict=True))
+        return b'",%b,"circuit":%b,"source":{"file":%b,"sheet":%b,"row":' % (
+            os_part, orjson.dumps(circuit), orjson.dumps(file), orjson.dumps(sheet))
+
+    texts = {combo: encode(combo) for combo in set(rows)}
+    return list(map(texts.__getitem__, rows))
+
+
+def _json_ints(values: Sequence[int]) -> list[bytes]:
+    """Each integer as JSON text, all encoded in one orjson call."""
+    return orjson.dumps(values)[1:-1].split(b",") if values else []
 
 
 def iter_objects_json(appendix: Appendix) -> Iterator[bytes]:
     """``objects.json`` in pieces: a JSON array with one object per line (greppable, diffable).
 
     Each entry is byte for byte ``orjson.dumps(AppendixObject.to_json())`` (a test holds it to
-    that); the entries are assembled from the appendix's columns a batch at a time, so a
-    50,000-row appendix is written fast and never held whole in memory twice.
+    that). Each column is encoded at once (each distinct value once), then the lines are
+    assembled by interleaving the columns with the constant text between them and joined a batch
+    at a time: no Python code runs per row, and a 50,000-row appendix is never held whole as
+    JSON.
     """
     n = appendix.object_count
     if not n:
         yield b"[]\n"
         return
+    col = appendix.column
+    parts: list[list[bytes] | bytes] = [  # a column of texts, or a constant text
+        _json_values(col("sb"), b'{"sb":', b',"department":'),
+        _json_values(col("department")),
+        b',"location":',
+        _json_values(col("location")),
+        b',"responsible":',
+        _json_values(col("responsible")),
+        b',"hostname":"',
+        _json_strings(col("hostname")),
+        b'","ip":"',
+        _json_strings(col("ip")),
+        _json_tails([col(k) for k in _TAIL_KEYS]),
+        _json_ints(col("row")),
+        b"}},\n",
+    ]
+    width = len(parts)
     yield b"[\n"
     for start in range(0, n, _OBJECTS_BATCH):
-        stop = start + _OBJECTS_BATCH
-
-        def col(name: str, *, start: int = start, stop: int = stop) -> Sequence[Any]:
-            return appendix.column(name)[start:stop]
-
-        lines = map(_OBJECT_LINE.__mod__, zip(
-            _json_column(col("sb")),
-            _json_column(col("department")),
-            _json_column(col("location")),
-            _json_column(col("responsible")),
-            _json_column(col("hostname"), unique=True),
-            _json_column(col("ip"), unique=True),
-            _json_groups(_OS_KEYS, [col(k) for k in _OS_KEYS]),
-            _json_column(col("circuit")),
-            _json_groups(_SOURCE_KEYS, [col(k) for k in _SOURCE_KEYS]),
-            col("row"),
-            strict=True,
-        ))
-        if start:
-            yield b",\n"
-        yield b",\n".join(lines)
-    yield b"\n]\n"
+        stop = min(start + _OBJECTS_BATCH, n)
+        pieces: list[bytes] = [b""] * (width * (stop - start))
+        for k, part in enumerate(parts):
+            pieces[k::width] = [part] * (stop - start) if isinstance(part, bytes) else part[start:stop]
+        if stop == n:
+            pieces[-1] = b"}}\n"
+        yield b"".join(pieces)
+    yield b"]\n"
 
 
 def render_objects_json(appendix: Appendix) -> bytes:
@@ -575,6 +597,26 @@ def _where(file: str, sheet: str | None, row: int) -> str:
     return f"{file}, sheet {sheet}, row {row}"
 
 
+def _eol_object_lines(appendix: Appendix) -> list[str]:
+    """The table rows of ``report.md`` naming each object past end of life (OS text and place made
+    Markdown once per distinct value)."""
+    col = appendix.column
+    past = list(compress(range(appendix.object_count), map(is_, col("os_eol"), repeat(True))))
+    if not past:
+        return []
+    raw_md = {raw: _md(raw) for raw in set(_gather(col("os_raw"), past))}
+    where_md: dict[tuple[str, str | None], str] = {}
+    for file, sheet in set(zip(_gather(col("file"), past), _gather(col("sheet"), past), strict=True)):
+        where_md[file, sheet] = _md(_where(file, sheet, 0)).removesuffix(" 0")
+    return [
+        f"| {host} | {ip} | {circuit} | {raw_md[raw]} | {where_md[file, sheet]} {row} |"
+        for host, ip, circuit, raw, file, sheet, row in zip(
+            *(_gather(col(name), past) for name in ("hostname", "ip", "circuit", "os_raw", "file", "sheet", "row")),
+            strict=True,
+        )
+    ]
+
+
 def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]) -> bytes:
     """``report.md``: the report for a person."""
     counts = data["counts"]
@@ -627,17 +669,7 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
         for g in data["os_eol"]:
             out.append(f"| {_md(g['os'])} | {g['eol_date']} | {g['objects']} |")
         out += ["", "| hostname | IP | circuit | OS as typed | where |", "|---|---|---|---|---|"]
-        col = appendix.column
-        where_md: dict[tuple[str, str | None], str] = {}
-        for eol, host, ip, circuit, raw, file, sheet, row in zip(
-            col("os_eol"), col("hostname"), col("ip"), col("circuit"), col("os_raw"), col("file"), col("sheet"),
-            col("row"), strict=True,
-        ):
-            if eol is True:
-                place = where_md.get((file, sheet))
-                if place is None:
-                    place = where_md[file, sheet] = _md(_where(file, sheet, 0)).removesuffix(" 0")
-                out.append(f"| {host} | {ip} | {circuit} | {_md(raw)} | {place} {row} |")
+        out += _eol_object_lines(appendix)
         out.append("")
     out += ["## Rejected rows", ""]
     if not appendix.rejected:
@@ -782,17 +814,40 @@ def _write_file(path: Path, data: bytes | Iterable[bytes]) -> None:
         os.fsync(f.fileno())
 
 
+def _write_pieces(pool: ThreadPoolExecutor, path: Path, pieces: Iterable[bytes]) -> Future[None]:
+    """Write a file given in pieces: they are produced here and written by a thread of `pool` as
+    they come (the thread holds the GIL only between two writes), then flushed to disk there."""
+    queue: SimpleQueue[bytes | None] = SimpleQueue()
+    done = pool.submit(_write_file, path, iter(queue.get, None))
+    try:
+        for piece in pieces:
+            queue.put(piece)
+    finally:
+        queue.put(None)  # the end, also when producing failed: the writer thread always finishes
+    return done
+
+
 def write_atomically(
-    out: Path, files: Mapping[str, bytes | Iterable[bytes]] | Iterable[tuple[str, bytes | Iterable[bytes]]]
+    out: Path,
+    files: Mapping[str, bytes | Iterable[bytes]] | Iterable[tuple[str, bytes | Iterable[bytes]]],
+    *,
+    discard: Callable[[Path], object] = shutil.rmtree,
 ) -> None:
     """Replace directory `out` by one holding exactly `files`: all of them, or `out` as it was.
 
-    The files are written (and flushed to disk) in a temporary directory beside `out` — each in a
-    background thread while the next is produced, when `files` is a generator — and swapped in with
-    one rename (an atomic exchange when `out` exists, on Linux). Any error, also one raised by the
-    generator, removes the temporary directory and leaves `out` untouched.
+    The files are written (and flushed to disk) in a temporary directory beside `out` — by
+    background threads while the next file is produced, when `files` is a generator — and swapped
+    in with one rename (an atomic exchange when `out` exists, on Linux). Any error, also one raised
+    by the generator, removes the temporary directory and leaves `out` untouched.
 
-    A file's content is bytes, or an iterable of byte pieces (written as they come).
+    A file's content is bytes, or an iterable of byte pieces (produced by the calling thread and
+    written by another as they come).
+
+    Args:
+        out: the directory to replace (created when missing).
+        files: file name -> content, as a mapping or as (name, content) pairs.
+        discard: removes the replaced set (a directory beside `out`) once the new one is in place;
+            :func:`build_inventory` hands that to a thread.
 
     Raises:
         InputError: `out` is a file, or a directory holding files that are not an inventory's.
@@ -812,13 +867,16 @@ def write_atomically(
                 if name not in INVENTORY_FILES or name in names:
                     raise ValueError(f"not an inventory file, or given twice: {name!r}")
                 names.add(name)
-                pending.append(pool.submit(_write_file, tmp / name, data))
+                if isinstance(data, bytes):
+                    pending.append(pool.submit(_write_file, tmp / name, data))
+                else:
+                    pending.append(_write_pieces(pool, tmp / name, data))
             for done in pending:
                 done.result()
         _fsync_dir(tmp)
         if out.exists():
             if _exchange(tmp, out):
-                shutil.rmtree(tmp)  # the old set, now at tmp
+                discard(tmp)  # the old set, now at tmp
             else:
                 old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
                 os.rmdir(old)
@@ -828,7 +886,7 @@ def write_atomically(
                 except BaseException:
                     os.rename(old, out)
                     raise
-                shutil.rmtree(old)
+                discard(old)
         else:
             os.rename(tmp, out)
         _fsync_dir(parent)
@@ -907,17 +965,25 @@ def build_inventory(
     check_out_dir(out)
     _check_ssh(ssh)
     site = Path(site_path)
-    with _gc_paused():
+    with _gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="msib-discard") as discarding:
         plan, reads = _read_inputs(site, paths)
         appendix = check_rows(reads, plan, as_of=as_of or dt.date.today())
         _check_plan_for_build(plan, appendix, str(site))
         if strict and appendix.rejected:
             raise RowsRejected(appendix.rejected)
-        write_atomically(out, iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site.absolute().parent))
         counts = _counts(plan, appendix)
+        day = appendix.as_of
+        old_set: list[Future[None]] = []
+        files = iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site.absolute().parent)
+        # the rows as read are freed once the files are rendered, while they are flushed to disk
+        write_atomically(out, _then(files, reads.clear),
+                         discard=lambda path: old_set.append(discarding.submit(_remove_old_set, path)))
+        del files, appendix  # freed while the replaced set is removed (unlink runs without the GIL)
+        for removed in old_set:
+            removed.result()
     return BuildResult(
         out_dir=out,
-        as_of=appendix.as_of,
+        as_of=day,
         data_rows=counts["data_rows"],
         objects=counts["objects"],
         rejected=counts["rejected"],
@@ -928,6 +994,20 @@ def build_inventory(
         by_circuit=dict(counts["by_circuit"]),
         by_os_family=dict(counts["by_os_family"]),
     )
+
+
+def _then[T](items: Iterable[T], finish: Callable[[], object]) -> Iterator[T]:
+    """The items, then `finish()` once the last one is taken."""
+    yield from items
+    finish()
+
+
+def _remove_old_set(path: Path) -> None:
+    """Remove a replaced inventory directory, objects.json first: the file whose unlink takes long
+    (freeing tens of megabytes), which then runs while the caller goes on."""
+    with suppress(FileNotFoundError, IsADirectoryError):
+        os.unlink(path / "objects.json")
+    shutil.rmtree(path)
 
 
 @contextmanager
