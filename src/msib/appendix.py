@@ -1089,8 +1089,9 @@ _HOSTNAME_RE: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _HOSTNAME_QUICK_RE: Final = re.compile(rf"(?![0-9.]*$){_LABEL}(?:\.{_LABEL})*")
 _NOT_HOST_FIRST_OCTET: Final = frozenset({0, 127, *range(224, 256)})
 # the same two checks for a whole column at once, each cell on a line of its own (see _lines_not_matching)
-_CANONICAL_IPV4_LINES: Final = re.compile(rf"(?:{_OCTET}(?:\.{_OCTET}){{3}}\n)*")
-_HOSTNAME_QUICK_LINES: Final = re.compile(rf"(?:(?![0-9.]*\n){_LABEL}(?:\.{_LABEL})*\n)*")
+# (possessive `*+`: nothing follows, so nothing to give back, and much faster over long runs)
+_CANONICAL_IPV4_LINES: Final = re.compile(rf"(?:{_OCTET}(?:\.{_OCTET}){{3}}\n)*+")
+_HOSTNAME_QUICK_LINES: Final = re.compile(rf"(?:(?![0-9.]*\n){_LABEL}(?:\.{_LABEL})*\n)*+")
 _INVISIBLE: Final = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"), None)
 
 
@@ -1313,7 +1314,7 @@ class _Prepared:
 
 
 def _lines_not_matching(values: Sequence[str], lines: re.Pattern[str]) -> list[int] | None:
-    """The indexes of the strings that are not one whole unit of `lines`, a pattern ``(?:ITEM\\n)*``.
+    """The indexes of the strings that are not one whole unit of `lines`, a pattern ``(?:ITEM\\n)*+``.
 
     One regex run over the column joined by line breaks does what ``ITEM.fullmatch`` on each string
     would, without a Python call per string: it stops only at the strings that fail. None when a
@@ -1582,7 +1583,7 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
 
 
 def _object_columns(prepared: Sequence[_Prepared], accepted: Sequence[list[bool]], state_body: str,
-                    as_of: dt.date) -> dict[str, list[Any]]:
+                    as_of: dt.date) -> dict[str, Sequence[Any]]:
     """The accepted rows of every table, by column (:data:`OBJECT_COLUMNS`): free text folded once
     per distinct value, each OS classified once."""
     texts: dict[str, str | None] = {}
@@ -1633,7 +1634,7 @@ def _object_columns(prepared: Sequence[_Prepared], accepted: Sequence[list[bool]
             ("row", take(table.row_numbers)),
         ):
             parts[name].append(values)
-    return {name: list(chain.from_iterable(p)) if len(p) != 1 else list(p[0]) for name, p in parts.items()}
+    return {name: p[0] if len(p) == 1 else list(chain.from_iterable(p)) for name, p in parts.items()}
 
 
 def _several_ips_warnings(columns: Mapping[str, Sequence[Any]]) -> tuple[Warning_, ...]:

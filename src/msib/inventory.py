@@ -460,16 +460,28 @@ def _json_strings(values: Sequence[str]) -> list[bytes]:
 
 
 def _json_tails(columns: Sequence[Sequence[Any]]) -> list[bytes]:
-    """The end of each entry from ``ip``'s closing quote to the row number, once per distinct combination."""
-    rows = list(zip(*columns, strict=True))
+    """The end of each entry from ``ip``'s closing quote to the row number (the columns of
+    :data:`_TAIL_KEYS`), encoded once per distinct combination of values.
+
+    A column holding one value throughout (usually the file and the sheet) is left out of the
+    combinations: fewer values to hash per row.
+    """
+    n = len(columns[0])
+    varying = [k for k, column in enumerate(columns) if column.count(column[0]) != n]
+    rows = list(zip(*(columns[k] for k in varying), strict=True)) if varying else []
 
     def encode(combo: tuple[Any, ...]) -> bytes:
-        *os_values, circuit, file, sheet = combo
+        values = [column[0] for column in columns]
+        for k, value in zip(varying, combo, strict=True):
+            values[k] = value
+        *os_values, circuit, file, sheet = values
         os_part = b",".join(b"%b:%b" % (orjson.dumps(k), orjson.dumps(v)) for k, v in zip(_OS_KEYS, os_values,
                                                                                         strict=True))
         return b'",%b,"circuit":%b,"source":{"file":%b,"sheet":%b,"row":' % (
             os_part, orjson.dumps(circuit), orjson.dumps(file), orjson.dumps(sheet))
 
+    if not varying:
+        return [encode(())] * n
     texts = {combo: encode(combo) for combo in set(rows)}
     return list(map(texts.__getitem__, rows))
 
