@@ -46,7 +46,10 @@ def firewall() -> None:
         rsyslog = config(name="Write the rsyslog configuration (own syslog to the collector)", role="firewall",
                          template="rsyslog.conf.j2", dest="/etc/rsyslog.conf",
                          validate="/usr/sbin/rsyslogd -N1 -f %s", context=ctx)
-    systemd.service(name="Load the confirmed ruleset at boot", service="nftables.service", enabled=True)
+    # enabled only, as the Ansible role: starting the unit would load /etc/nftables.conf outside the
+    # commit-confirmed path (running=None leaves its run state alone)
+    systemd.service(name="Load the confirmed ruleset at boot", service="nftables.service", running=None,
+                    enabled=True)
     commit_ruleset(name="Apply with the rollback timer armed, confirm over a fresh SSH connection",
                    helper=helper, rollback_seconds=int(ctx["firewall_rollback_seconds"]))
     if rsyslog is not None:

@@ -459,6 +459,11 @@ class Lab:
             f"CacheDir: {cache}\nLogDir: {d / 'log'}\nSupportDir: /usr/lib/apt-cacher-ng\n"
             f"BindAddress: {self.spec.controller.ip}\nPort: {self.spec.proxy_port}\n"
             f"SocketPath: {d / 'socket'}\nForeGround: 1\nExThreshold: 4\n"
+            # Release files pass through uncached (they are small; the index files they name are
+            # fetched by hash and cached as usual). apt-cacher-ng 3.7 refreshing one cached
+            # InRelease for several hosts in the same second fails ("Failure to move file ... out
+            # of the way") and leaves an apt-get hanging on a half-closed connection.
+            "DontCacheRequested: /dists/[^/]+/(InRelease|Release|Release\\.gpg)$\n"
         )
         log = open(d / "log" / "stdout.log", "ab")  # noqa: SIM115 - handed to the daemon
         proc = subprocess.Popen(["/usr/sbin/apt-cacher-ng", "-c", str(d / "conf")],
@@ -562,8 +567,10 @@ class Lab:
             "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
         if not h.console_only:  # objects are SB workstations: no management path, no proxy
             proxy = self.plan.management.package_proxy or self.proxy_url
+            # bounded waits and retries: a proxy that does not answer fails a run instead of hanging it
             (etc / "apt" / "apt.conf.d" / "01msib-proxy").write_text(
-                f'// the lab\'s package proxy, as a closed circuit has\nAcquire::http::Proxy "{proxy}";\n')
+                f'// the lab\'s package proxy, as a closed circuit has\nAcquire::http::Proxy "{proxy}";\n'
+                'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n')
         user = self.plan.management.ssh_user
         if user != "root":
             _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", user])

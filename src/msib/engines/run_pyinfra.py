@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,11 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
 
     state.add_callback_handler(Callback())  # type: ignore[no-untyped-call]
     deploys = _deploys()
+    _forget_ssh_files()
     try:
-        connect_all(state)
+        # "No hosts remaining!" when every host failed to connect: each has its error from the callback
+        with contextlib.suppress(PyinfraError):
+            connect_all(state)
         active = {host.name: host for host in state.inventory.get_active_hosts()}
         for h in hosts:
             host = active.get(h.name)
@@ -105,6 +109,19 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
             else:
                 hr.count("changed" if meta.did_change() else "unchanged")
     return result
+
+
+def _forget_ssh_files() -> None:
+    """Make pyinfra read known_hosts and ssh_config afresh for this run.
+
+    pyinfra memoizes both for the life of the process: a host whose key was re-pinned since an
+    earlier run in the same process (a reinstalled appliance, `msib lab reset`) would be refused
+    against the old key, and a key removed from known_hosts would still be trusted.
+    """
+    from pyinfra.connectors.sshuserclient import client
+
+    for loader in (client.get_host_keys, client.get_ssh_config):
+        loader.cache.clear()
 
 
 def _op_name(state: Any, op_hash: str) -> str:

@@ -1,0 +1,233 @@
+"""Delivery throughput on the lab: object -> collector -> SIEM, one rsyslog pair, three configurations.
+
+    .venv/bin/python bench/bench_delivery.py [--count 1000000] [--runs 2] [--write-docs]
+
+The pair is col-ext-1 (relay) and the lab SIEM host (receiver), through fw-ext-1, with a second
+rsyslogd on each (its own config, ports, pid and work directory, run as a transient systemd unit)
+so the deployed services are not touched. For the run, one accept rule for the bench ports is
+inserted in fw-ext-1's forward chain and deleted afterwards (by its handle).
+
+- `tcp`: plain TCP relay, no action queue (direct): the ceiling on this machine;
+- `tls`: TLS (x509/name, the SIEM's lab certificate), no action queue: the TLS ceiling;
+- `tls+da`: TLS with the collector role's disk-assisted queue, every `queue.*` value taken from
+  roles/collector/defaults/main.yml (what production runs).
+
+The object sends N numbered messages over plain TCP as fast as the relay takes them (the stream is
+built before the clock starts). The SIEM side timestamps the first and the last arrival of the
+run (a watcher reading the appended bytes); events/s = N / (last - first). Loss is counted by
+sequence number (msib.loadgen's counter), CPU of the relay's rsyslogd from /proc/<pid>/stat
+(utime + stime) before and after: milliseconds per 10k events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from msib import render  # noqa: E402
+from msib.delivery import load_result, send_load  # noqa: E402
+from msib.lab import Lab  # noqa: E402
+from msib.loadgen import REMOTE_COUNTER  # noqa: E402
+
+COLLECTOR, COLLECTOR_LAN, FIREWALL, OBJECT = "col-ext-1", "198.18.32.10", "fw-ext-1", "obj-ext-1"
+IN_PORT, TCP_PORT, TLS_PORT = 10514, 10515, 10516
+WORK = "/var/tmp/msib-bench"
+UNIT = "msib-bench-rsyslog"
+CONFIGS = ("tcp", "tls", "tls+da")
+
+SIEM_CONF = f"""\
+global(workDirectory="{WORK}/work"
+  DefaultNetstreamDriverCAFile="/etc/msib-siem/ca.pem"
+  DefaultNetstreamDriverCertFile="/etc/msib-siem/siem.pem"
+  DefaultNetstreamDriverKeyFile="/etc/msib-siem/siem.key")
+module(load="imtcp" MaxSessions="20")
+input(type="imtcp" port="{TCP_PORT}" ruleset="out" StreamDriver.Name="ptcp")
+input(type="imtcp" port="{TLS_PORT}" ruleset="out"
+      StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+template(name="line" type="string" string="%HOSTNAME% %msg%\\n")
+ruleset(name="out" queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="4096") {{
+  action(type="omfile" file="{WORK}/out.log" template="line" asyncWriting="on" ioBufferSize="256k"
+         flushInterval="1" flushOnTXEnd="off")
+}}
+"""
+
+
+def _da_queue() -> str:
+    d = render.defaults("collector")
+    extra = ""
+    if d.get("collector_queue_dequeue_batch_size"):
+        extra = f' queue.dequeueBatchSize="{d["collector_queue_dequeue_batch_size"]}"'
+    return (f'queue.type="LinkedList" queue.filename="bench_siem" queue.size="{d["collector_queue_size"]}" '
+            f'queue.highWatermark="{d["collector_queue_highwatermark"]}" '
+            f'queue.lowWatermark="{d["collector_queue_lowwatermark"]}" '
+            f'queue.maxDiskSpace="{d["collector_queue_max_disk_space"]}" queue.saveOnShutdown="on" '
+            f'queue.timeoutEnqueue="0"{extra} action.resumeRetryCount="-1" '
+            f'action.resumeInterval="{d["collector_resume_interval"]}"')
+
+
+def collector_conf(config: str, siem: str, peer: str) -> str:
+    """The relay's config for one of CONFIGS (the same input and template every time)."""
+    if config == "tcp":
+        action = f'action(type="omfwd" target="{siem}" port="{TCP_PORT}" protocol="tcp" TCP_Framing="octet-counted" '
+    else:
+        action = (f'action(type="omfwd" target="{siem}" port="{TLS_PORT}" protocol="tcp" StreamDriver="gtls" '
+                  f'StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="{peer}" '
+                  'TCP_Framing="octet-counted" ')
+    action += 'template="RSYSLOG_SyslogProtocol23Format"'
+    if config == "tls+da":
+        action += " " + _da_queue()
+    return (f'global(workDirectory="{WORK}/work" maxMessageSize="64k" '
+            'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem")\n'
+            'module(load="imtcp" maxSessions="20")\n'
+            f'input(type="imtcp" port="{IN_PORT}" ruleset="fwd")\n'
+            f'ruleset(name="fwd") {{\n  {action})\n}}\n')
+
+
+def _ssh(lab: Lab, host: str, cmd: str, data: str | None = None, timeout: float = 300) -> str:
+    proc = subprocess.run(lab.ssh_argv(host, ["sudo", "sh", "-c", shlex.quote(cmd)]), input=data,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{host}: {cmd[:80]!r}: {proc.stderr.strip()[-300:]}")
+    return proc.stdout
+
+
+def _start(lab: Lab, host: str, conf: str) -> None:
+    _ssh(lab, host, f"systemctl stop {UNIT} 2>/dev/null; rm -rf {WORK}; mkdir -p {WORK}/work && "
+                    f"cat > {WORK}/rsyslog.conf && rsyslogd -N1 -f {WORK}/rsyslog.conf >/dev/null && "
+                    f"systemd-run --quiet --unit={UNIT} --collect /usr/sbin/rsyslogd -n -f {WORK}/rsyslog.conf "
+                    f"-i {WORK}/rsyslogd.pid", conf)
+    time.sleep(1.0)
+
+
+def _stop(lab: Lab, host: str) -> None:
+    _ssh(lab, host, f"systemctl stop {UNIT} 2>/dev/null; rm -rf {WORK}; true")
+
+
+def _cpu_ticks(lab: Lab, host: str) -> int:
+    out = _ssh(lab, host, f"cat /proc/$(systemctl show -p MainPID --value {UNIT})/stat")
+    fields = out[out.rindex(")") + 2:].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+# On the SIEM host: wait until `expected` lines of the run are in the file; print first/last arrival.
+ARRIVALS = r'''
+import os, sys, time
+path, tag, expected, timeout = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+pos = 0; n = 0; first = last = None; end = time.time() + timeout; buf = b""
+while n < expected and time.time() < end:
+    size = os.path.getsize(path) if os.path.exists(path) else 0
+    if size > pos:
+        with open(path, "rb") as fh:
+            fh.seek(pos); chunk = fh.read(size - pos)
+        pos = size
+        now = time.time()
+        buf += chunk
+        lines = buf.split(b"\n"); buf = lines.pop()
+        got = sum(1 for line in lines if tag in line)
+        if got:
+            first = first or now
+            last = now
+            n += got
+    time.sleep(0.05)
+print(f"{n} {first or 0} {last or 0}")
+'''
+
+
+def _fw_rule(lab: Lab, on: bool, siem: str) -> None:
+    if on:
+        _ssh(lab, FIREWALL, f"nft insert rule inet msib forward ip saddr {COLLECTOR_LAN} ip daddr {siem} "
+                            f"tcp dport {{ {TCP_PORT}, {TLS_PORT} }} accept comment \\\"msib-bench\\\"")
+    else:
+        out = _ssh(lab, FIREWALL, "nft -a list chain inet msib forward")
+        for handle in re.findall(r'comment "msib-bench" # handle (\d+)', out):
+            _ssh(lab, FIREWALL, f"nft delete rule inet msib forward handle {handle}")
+
+
+def run_one(lab: Lab, config: str, count: int, siem: str, peer: str) -> dict[str, Any]:
+    """One run of `count` events through `config`: events/s, lost, duplicates, CPU per 10k."""
+    _start(lab, COLLECTOR, collector_conf(config, siem, peer))
+    try:
+        tag = f"bench{config.replace('+', '')}{int(time.time())}"
+        watcher = subprocess.Popen(lab.ssh_argv("siem", ["sudo", "python3", "-", f"{WORK}/out.log", f"run={tag} ",
+                                                         str(count), "300"]),
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert watcher.stdin is not None
+        watcher.stdin.write(ARRIVALS)
+        watcher.stdin.close()
+        cpu0 = _cpu_ticks(lab, COLLECTOR)
+        sender = load_result(send_load(lab, OBJECT, target=COLLECTOR_LAN, port=IN_PORT, count=count, rate=0,
+                                       tag=tag), timeout=600)
+        assert watcher.stdout is not None
+        out = watcher.stdout.read()  # the watcher ends by itself (all arrived, or its timeout)
+        watcher.wait()
+        n, first, last = out.split()
+        cpu1 = _cpu_ticks(lab, COLLECTOR)
+        counted = json.loads(_ssh(lab, "siem", f"python3 - {WORK}/out.log {tag} {count}", REMOTE_COUNTER))
+        seconds = float(last) - float(first)
+        return {"config": config, "events": count, "received": counted["received"], "lost": counted["missing"],
+                "duplicates": counted["duplicates"], "seconds": round(seconds, 2),
+                "events_per_s": round(int(n) / seconds) if seconds > 0 else 0,
+                "sender_s": sender["seconds"],
+                "cpu_ms_per_10k": round((cpu1 - cpu0) * 10.0 / count * 10000, 1)}  # ticks are 10 ms
+    finally:
+        _stop(lab, COLLECTOR)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--count", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--write-docs", action="store_true", help="put the table into docs/delivery.md")
+    args = ap.parse_args()
+    lab = Lab.from_files(REPO / "inventories/lab/site.yml")
+    siem = str(lab.spec.siem.address)
+    peer = lab.plan.siem.syslog.peer_name or siem
+    results: list[dict[str, Any]] = []
+    _start(lab, "siem", SIEM_CONF)
+    _fw_rule(lab, True, siem)
+    try:
+        for _ in range(args.runs):
+            for config in CONFIGS:
+                r = run_one(lab, config, args.count, siem, peer)
+                print(json.dumps(r), flush=True)
+                results.append(r)
+                _ssh(lab, "siem", f": > {WORK}/out.log")
+    finally:
+        _fw_rule(lab, False, siem)
+        _stop(lab, "siem")
+    best = {c: max((r for r in results if r["config"] == c), key=lambda r: r["events_per_s"]) for c in CONFIGS}
+    ceiling = best["tls"]["events_per_s"]
+    lines = ["| config | events/s (best of runs) | vs TLS ceiling | lost | duplicates | relay CPU ms / 10k |",
+             "|---|---|---|---|---|---|"]
+    for c in CONFIGS:
+        r = best[c]
+        worst_lost = max(x["lost"] for x in results if x["config"] == c)
+        lines.append(f"| {c} | {r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} | {worst_lost} | "
+                     f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
+    table = "\n".join(lines)
+    print(table)
+    (REPO / "bench" / "results").mkdir(exist_ok=True)
+    (REPO / "bench" / "results" / "delivery.json").write_text(json.dumps(results, indent=2) + "\n")
+    if args.write_docs:
+        doc = REPO / "docs" / "delivery.md"
+        text = doc.read_text()
+        begin, end = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
+        if begin in text and end in text:
+            head, rest = text.split(begin, 1)
+            doc.write_text(f"{head}{begin}\n{table}\n\n({args.count:,} events per run, {args.runs} runs, "
+                           f"{time.strftime('%Y-%m-%d')})\n{end}{rest.split(end, 1)[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
