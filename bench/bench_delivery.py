@@ -9,8 +9,8 @@ inserted in fw-ext-1's forward chain and deleted afterwards (by its handle).
 
 - `tcp`: plain TCP relay, no action queue (direct): the ceiling on this machine;
 - `tls`: TLS (x509/name, the SIEM's lab certificate), no action queue: the TLS ceiling;
-- `tls+da`: TLS with the collector role's disk-assisted queue, every `queue.*` value taken from
-  roles/collector/defaults/main.yml (what production runs).
+- `tls+da`: TLS with the collector role's disk-assisted queue, every `queue.*` and `action.resume*`
+  value read from the SIEM action the role deployed on col-ext-1 (what production runs).
 
 The object sends N numbered messages over plain TCP as fast as the relay takes them (the stream is
 built before the clock starts). The SIEM side timestamps the first and the last arrival of the
@@ -34,7 +34,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from msib import render  # noqa: E402
 from msib.delivery import load_result, send_load  # noqa: E402
 from msib.lab import Lab  # noqa: E402
 from msib.loadgen import REMOTE_COUNTER  # noqa: E402
@@ -62,20 +61,25 @@ ruleset(name="out" queue.type="LinkedList" queue.size="500000" queue.dequeueBatc
 """
 
 
-def _da_queue() -> str:
-    d = render.defaults("collector")
-    extra = ""
-    if d.get("collector_queue_dequeue_batch_size"):
-        extra = f' queue.dequeueBatchSize="{d["collector_queue_dequeue_batch_size"]}"'
-    return (f'queue.type="LinkedList" queue.filename="bench_siem" queue.size="{d["collector_queue_size"]}" '
-            f'queue.highWatermark="{d["collector_queue_highwatermark"]}" '
-            f'queue.lowWatermark="{d["collector_queue_lowwatermark"]}" '
-            f'queue.maxDiskSpace="{d["collector_queue_max_disk_space"]}" queue.saveOnShutdown="on" '
-            f'queue.timeoutEnqueue="0"{extra} action.resumeRetryCount="-1" '
-            f'action.resumeInterval="{d["collector_resume_interval"]}"')
+def deployed_queue(lab: Lab) -> str:
+    """The SIEM action's queue and retry parameters as the collector role deployed them on COLLECTOR.
+
+    Read from the host's /etc/rsyslog.conf rather than copied here, so the benchmark measures what
+    production runs whatever the role's template and defaults become (only the queue's file name
+    changes: the bench's rsyslogd has a work directory of its own anyway).
+    """
+    conf = _ssh(lab, COLLECTOR, "cat /etc/rsyslog.conf")
+    at = conf.find('name="msib_siem"')
+    if at < 0:
+        raise RuntimeError(f"{COLLECTOR}: no msib_siem action in /etc/rsyslog.conf: deploy the collector first")
+    action = conf[at:conf.index("\n}", at)]
+    params = re.findall(r'((?:queue|action\.resume)[\w.]*)=("[^"]*")', action)
+    if not params:
+        raise RuntimeError(f"{COLLECTOR}: the msib_siem action has no queue: not what the collector role deploys")
+    return " ".join(f'{k}="bench_siem"' if k == "queue.filename" else f"{k}={v}" for k, v in params)
 
 
-def collector_conf(config: str, siem: str, peer: str) -> str:
+def collector_conf(config: str, siem: str, peer: str, queue: str) -> str:
     """The relay's config for one of CONFIGS (the same input and template every time)."""
     if config == "tcp":
         action = f'action(type="omfwd" target="{siem}" port="{TCP_PORT}" protocol="tcp" TCP_Framing="octet-counted" '
@@ -85,7 +89,7 @@ def collector_conf(config: str, siem: str, peer: str) -> str:
                   'TCP_Framing="octet-counted" ')
     action += 'template="RSYSLOG_SyslogProtocol23Format"'
     if config == "tls+da":
-        action += " " + _da_queue()
+        action += " " + queue
     return (f'global(workDirectory="{WORK}/work" maxMessageSize="64k" '
             'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem")\n'
             'module(load="imtcp" maxSessions="20")\n'
@@ -153,9 +157,9 @@ def _fw_rule(lab: Lab, on: bool, siem: str) -> None:
             _ssh(lab, FIREWALL, f"nft delete rule inet msib forward handle {handle}")
 
 
-def run_one(lab: Lab, config: str, count: int, siem: str, peer: str) -> dict[str, Any]:
+def run_one(lab: Lab, config: str, count: int, siem: str, peer: str, queue: str) -> dict[str, Any]:
     """One run of `count` events through `config`: events/s, lost, duplicates, CPU per 10k."""
-    _start(lab, COLLECTOR, collector_conf(config, siem, peer))
+    _start(lab, COLLECTOR, collector_conf(config, siem, peer, queue))
     try:
         tag = f"bench{config.replace('+', '')}{int(time.time())}"
         watcher = subprocess.Popen(lab.ssh_argv("siem", ["sudo", "python3", "-", f"{WORK}/out.log", f"run={tag} ",
@@ -192,13 +196,14 @@ def main() -> int:
     lab = Lab.from_files(REPO / "inventories/lab/site.yml")
     siem = str(lab.spec.siem.address)
     peer = lab.plan.siem.syslog.peer_name or siem
+    queue = deployed_queue(lab)
     results: list[dict[str, Any]] = []
     _start(lab, "siem", SIEM_CONF)
     _fw_rule(lab, True, siem)
     try:
         for _ in range(args.runs):
             for config in CONFIGS:
-                r = run_one(lab, config, args.count, siem, peer)
+                r = run_one(lab, config, args.count, siem, peer, queue)
                 print(json.dumps(r), flush=True)
                 results.append(r)
                 _ssh(lab, "siem", f": > {WORK}/out.log")
