@@ -1,6 +1,6 @@
 """Delivery throughput on the lab: object -> collector -> SIEM, one rsyslog pair, three configurations.
 
-    .venv/bin/python bench/bench_delivery.py [--count 1000000] [--runs 2] [--write-docs]
+    .venv/bin/python bench/bench_delivery.py [--count 1000000] [--runs 2] [--seconds 10] [--write-docs]
 
 The pair is col-ext-1 (relay) and the lab SIEM host (receiver), through fw-ext-1, with a second
 rsyslogd on each (its own config, ports, pid and work directory, run as a transient systemd unit)
@@ -12,11 +12,24 @@ inserted in fw-ext-1's forward chain and deleted afterwards (by its handle).
 - `tls+da`: TLS with the collector role's disk-assisted queue, every `queue.*` and `action.resume*`
   value read from the SIEM action the role deployed on col-ext-1 (what production runs).
 
-The object sends N numbered messages over plain TCP as fast as the relay takes them (the stream is
-built before the clock starts). The SIEM side timestamps the first and the last arrival of the
-run (a watcher reading the appended bytes); events/s = N / (last - first). Loss is counted by
-sequence number (msib.loadgen's counter), CPU of the relay's rsyslogd from /proc/<pid>/stat
-(utime + stime) before and after: milliseconds per 10k events.
+Two measurements, in one run:
+
+1. **Burst** (`--runs` rounds of the three configurations): the object sends N numbered messages
+   over plain TCP as fast as the relay takes them (the stream is built before the clock starts).
+   Without an action queue the relay pushes back on the sender (TCP flow control), so this is
+   each configuration's ceiling. With the role's queue, which never blocks its inputs
+   (`timeoutEnqueue=0`), a burst faster than the SIEM link fills the queue and what does not
+   fit is discarded (counted): the burst row says how much.
+2. **Sustained** (`tls+da` only): the object offers a constant rate for `--seconds`, in steps of
+   5 % of the best TLS ceiling from 60 % up to 100 %; a step holds when every event arrives
+   (0 lost), the relay delivers at >= 95 % of the offered rate and never pushes the sender more
+   than 5 % behind its schedule. The highest step that holds is the sustained rate with the
+   queue on; the steps stop at the first one that does not hold.
+
+The SIEM side timestamps the first and the last arrival of each run (a watcher reading the
+appended bytes); events/s = received / (last - first). Loss is counted by sequence number
+(msib.loadgen's counter), CPU of the relay's rsyslogd from /proc/<pid>/stat (utime + stime)
+before and after: milliseconds per 10k events.
 """
 
 from __future__ import annotations
@@ -123,12 +136,14 @@ def _cpu_ticks(lab: Lab, host: str) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
 
 
-# On the SIEM host: wait until `expected` lines of the run are in the file; print first/last arrival.
+# On the SIEM host: wait until `expected` lines of the run are in the file, or nothing new came for
+# `idle` s after the first (a run that lost events), or `timeout`; print count, first and last arrival.
 ARRIVALS = r'''
 import os, sys, time
-path, tag, expected, timeout = sys.argv[1], sys.argv[2].encode(), int(sys.argv[3]), float(sys.argv[4])
+path, tag = sys.argv[1], sys.argv[2].encode()
+expected, timeout, idle = int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
 pos = 0; n = 0; first = last = None; end = time.time() + timeout; buf = b""
-while n < expected and time.time() < end:
+while n < expected and time.time() < end and not (last and time.time() - last > idle):
     size = os.path.getsize(path) if os.path.exists(path) else 0
     if size > pos:
         with open(path, "rb") as fh:
@@ -157,40 +172,47 @@ def _fw_rule(lab: Lab, on: bool, siem: str) -> None:
             _ssh(lab, FIREWALL, f"nft delete rule inet msib forward handle {handle}")
 
 
-def run_one(lab: Lab, config: str, count: int, siem: str, peer: str, queue: str) -> dict[str, Any]:
-    """One run of `count` events through `config`: events/s, lost, duplicates, CPU per 10k."""
+def run_one(lab: Lab, config: str, count: int, siem: str, peer: str, queue: str, rate: float = 0) -> dict[str, Any]:
+    """One run of `count` events through `config`, flat out (`rate` 0) or offered at `rate`/s."""
     _start(lab, COLLECTOR, collector_conf(config, siem, peer, queue))
     try:
         tag = f"bench{config.replace('+', '')}{int(time.time())}"
         watcher = subprocess.Popen(lab.ssh_argv("siem", ["sudo", "python3", "-", f"{WORK}/out.log", f"run={tag} ",
-                                                         str(count), "300"]),
+                                                         str(count), "300", "15"]),
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert watcher.stdin is not None
         watcher.stdin.write(ARRIVALS)
         watcher.stdin.close()
         cpu0 = _cpu_ticks(lab, COLLECTOR)
-        sender = load_result(send_load(lab, OBJECT, target=COLLECTOR_LAN, port=IN_PORT, count=count, rate=0,
-                                       tag=tag), timeout=600)
+        sender = load_result(send_load(lab, OBJECT, target=COLLECTOR_LAN, port=IN_PORT, count=count, rate=rate,
+                                       tag=tag, extra=["--prebuilt"]), timeout=600)
         assert watcher.stdout is not None
-        out = watcher.stdout.read()  # the watcher ends by itself (all arrived, or its timeout)
+        out = watcher.stdout.read()  # the watcher ends by itself (all arrived, idle, or its timeout)
         watcher.wait()
         n, first, last = out.split()
         cpu1 = _cpu_ticks(lab, COLLECTOR)
         counted = json.loads(_ssh(lab, "siem", f"python3 - {WORK}/out.log {tag} {count}", REMOTE_COUNTER))
         seconds = float(last) - float(first)
-        return {"config": config, "events": count, "received": counted["received"], "lost": counted["missing"],
-                "duplicates": counted["duplicates"], "seconds": round(seconds, 2),
+        return {"config": config, "offered_per_s": round(rate), "events": count, "received": counted["received"],
+                "lost": counted["missing"], "duplicates": counted["duplicates"], "seconds": round(seconds, 2),
                 "events_per_s": round(int(n) / seconds) if seconds > 0 else 0,
-                "sender_s": sender["seconds"],
+                "sender_s": sender["seconds"], "sender_behind_s": sender["behind_s"],
                 "cpu_ms_per_10k": round((cpu1 - cpu0) * 10.0 / count * 10000, 1)}  # ticks are 10 ms
     finally:
         _stop(lab, COLLECTOR)
 
 
+def holds(r: dict[str, Any], seconds: float) -> bool:
+    """A paced step holds: nothing lost, delivered at >= 95 % of the offered rate, sender on schedule."""
+    return (r["lost"] == 0 and r["received"] == r["events"] and r["events_per_s"] >= 0.95 * r["offered_per_s"]
+            and r["sender_behind_s"] <= 0.05 * seconds)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--count", type=int, default=1_000_000, help="events per burst run")
+    ap.add_argument("--runs", type=int, default=2, help="burst rounds of the three configurations")
+    ap.add_argument("--seconds", type=float, default=10.0, help="length of each sustained step")
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/delivery.md")
     args = ap.parse_args()
     lab = Lab.from_files(REPO / "inventories/lab/site.yml")
@@ -198,6 +220,7 @@ def main() -> int:
     peer = lab.plan.siem.syslog.peer_name or siem
     queue = deployed_queue(lab)
     results: list[dict[str, Any]] = []
+    steps: list[dict[str, Any]] = []
     _start(lab, "siem", SIEM_CONF)
     _fw_rule(lab, True, siem)
     try:
@@ -207,31 +230,64 @@ def main() -> int:
                 print(json.dumps(r), flush=True)
                 results.append(r)
                 _ssh(lab, "siem", f": > {WORK}/out.log")
+        ceiling = max(r["events_per_s"] for r in results if r["config"] == "tls")
+        for pct in range(60, 101, 5):
+            rate = ceiling * pct / 100
+            r = run_one(lab, "tls+da", int(rate * args.seconds), siem, peer, queue, rate=rate)
+            r["step_pct"] = pct
+            r["holds"] = holds(r, args.seconds)
+            print(json.dumps(r), flush=True)
+            steps.append(r)
+            _ssh(lab, "siem", f": > {WORK}/out.log")
+            if not r["holds"]:
+                break
     finally:
         _fw_rule(lab, False, siem)
         _stop(lab, "siem")
-    best = {c: max((r for r in results if r["config"] == c), key=lambda r: r["events_per_s"]) for c in CONFIGS}
-    ceiling = best["tls"]["events_per_s"]
-    lines = ["| config | events/s (best of runs) | vs TLS ceiling | lost | duplicates | relay CPU ms / 10k |",
-             "|---|---|---|---|---|---|"]
-    for c in CONFIGS:
-        r = best[c]
-        worst_lost = max(x["lost"] for x in results if x["config"] == c)
-        lines.append(f"| {c} | {r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} | {worst_lost} | "
-                     f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
-    table = "\n".join(lines)
+    table = report(results, steps, args.seconds)
     print(table)
     (REPO / "bench" / "results").mkdir(exist_ok=True)
-    (REPO / "bench" / "results" / "delivery.json").write_text(json.dumps(results, indent=2) + "\n")
+    (REPO / "bench" / "results" / "delivery.json").write_text(json.dumps({"burst": results, "sustained": steps},
+                                                                         indent=2) + "\n")
     if args.write_docs:
         doc = REPO / "docs" / "delivery.md"
         text = doc.read_text()
         begin, end = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
         if begin in text and end in text:
             head, rest = text.split(begin, 1)
-            doc.write_text(f"{head}{begin}\n{table}\n\n({args.count:,} events per run, {args.runs} runs, "
-                           f"{time.strftime('%Y-%m-%d')})\n{end}{rest.split(end, 1)[1]}")
+            doc.write_text(f"{head}{begin}\n{table}\n\n({args.count:,} events per burst run, {args.runs} runs; "
+                           f"sustained steps of {args.seconds:g} s; {time.strftime('%Y-%m-%d')})\n"
+                           f"{end}{rest.split(end, 1)[1]}")
     return 0
+
+
+def report(results: list[dict[str, Any]], steps: list[dict[str, Any]], seconds: float) -> str:
+    """The Markdown table: each burst configuration at its best run, then the sustained rate."""
+    best = {c: max((r for r in results if r["config"] == c), key=lambda r: r["events_per_s"]) for c in CONFIGS}
+    ceiling = best["tls"]["events_per_s"]
+    lines = ["| measurement | events/s | vs TLS ceiling | lost (worst run) | duplicates | relay CPU ms / 10k |",
+             "|---|---|---|---|---|---|"]
+    names = {"tcp": "burst, plain TCP, no queue", "tls": "burst, TLS, no queue (ceiling)",
+             "tls+da": "burst, TLS + role's queue"}
+    for c in CONFIGS:
+        r = best[c]
+        worst_lost = max(x["lost"] for x in results if x["config"] == c)
+        lines.append(f"| {names[c]} | {r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} | {worst_lost:,} | "
+                     f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
+    held = [r for r in steps if r["holds"]]
+    if held:
+        r = held[-1]
+        lines.append(f"| **sustained {seconds:g} s, TLS + role's queue** (offered {r['offered_per_s']:,}/s, "
+                     f"{r['step_pct']} % step) | {r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} | "
+                     f"{r['lost']} | {r['duplicates']} | {r['cpu_ms_per_10k']} |")
+    else:
+        lines.append(f"| sustained {seconds:g} s, TLS + role's queue | no step held (60 % failed) | | | | |")
+    if steps and not steps[-1]["holds"]:
+        r = steps[-1]
+        lines.append(f"| first step that did not hold ({r['step_pct']} %, offered {r['offered_per_s']:,}/s) | "
+                     f"{r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} | {r['lost']:,} | "
+                     f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

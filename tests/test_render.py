@@ -111,7 +111,7 @@ def test_context_takes_only_msib_and_role_variables() -> None:
                                        "firewall_guard": False})
     assert ctx["msib_x"] == 1 and ctx["collector_queue_size"] == 5
     assert "ansible_host" not in ctx and "firewall_guard" not in ctx
-    assert ctx["collector_queue_highwatermark"] == 160000  # from defaults/main.yml
+    assert ctx["collector_queue_highwatermark"] == 400000  # from defaults/main.yml
 
 
 def test_unknown_role_and_template_are_input_errors() -> None:
@@ -135,7 +135,8 @@ def test_rendering_is_deterministic() -> None:
 def test_collector_config_has_an_explicitly_sized_disk_assisted_queue() -> None:
     ctx = render.context("collector", _host_vars("col-int-1", "collector"))
     text = render.render("collector", "rsyslog.conf.j2", ctx)
-    for needle in ('queue.size="200000"', 'queue.saveOnShutdown="on"', 'action.resumeRetryCount="-1"',
+    for needle in ('queue.size="500000"', 'queue.dequeueBatchSize="512"', 'queue.saveOnShutdown="on"',
+                   'action.resumeRetryCount="-1"',
                    'queue.maxDiskSpace="2g"', 'queue.filename="msib_siem"',
                    'StreamDriverPermittedPeers="siem.lab.msib"', 'StreamDriverAuthMode="x509/name"',
                    "$AllowedSender UDP, 198.18.16.0/20"):

@@ -319,29 +319,37 @@ def send_relp(host: str, port: int, count: int, rate: float, tag: str, *, hostna
 
 
 def send_prebuilt(host: str, port: int, count: int, tag: str, *, hostname: str = "loadgen",
-                  chunk: int = 1 << 20) -> SendResult:
-    """Send `count` numbered messages over plain TCP as fast as the receiver takes them.
+                  rate: float = 0.0, block: int = 1000) -> SendResult:
+    """Send `count` numbered messages over plain TCP, built before the clock starts.
 
-    The whole stream is built before the clock starts, so the sender's own CPU is not what is
-    measured (benchmarks: the receiver's ceiling). `seconds` is the time sendall took.
+    The sender's own CPU is then not what is measured (benchmarks: the receiver's ceiling).
+    `rate` 0 sends as fast as the receiver takes them; otherwise blocks of `block` messages go out
+    on a fixed schedule (a constant offered load, for "sustained" rates). `seconds` is the time
+    the sending took; `behind_s` how far it ended behind the schedule (the receiver pushed back).
     """
     if not TAG_RE.match(tag):
         raise ValueError("tag: 1-64 of [A-Za-z0-9_.-]")
-    if count < 1:
-        raise ValueError("count >= 1")
-    blob = memoryview(b"".join(frame(message(i, tag, hostname) + b"\n") for i in range(1, count + 1)))
+    if count < 1 or rate < 0 or block < 1:
+        raise ValueError("count >= 1, rate >= 0 and block >= 1")
+    blocks = [b"".join(frame(message(i, tag, hostname) + b"\n") for i in range(lo, min(lo + block, count + 1)))
+              for lo in range(1, count + 1, block)]
     sock = _connect(host, port, "tcp", None, None)
     max_stall = 0.0
     t0 = time.monotonic()
     try:
-        for off in range(0, len(blob), chunk):
+        for n, data in enumerate(blocks):
+            if rate:
+                pause = t0 + n * block / rate - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
             before = time.monotonic()
-            sock.sendall(blob[off:off + chunk])
+            sock.sendall(data)
             max_stall = max(max_stall, time.monotonic() - before)
     finally:
         sock.close()
     seconds = time.monotonic() - t0
-    return SendResult(count, round(seconds, 3), round(count / seconds, 1), round(max_stall, 4), 0.0)
+    behind = max(0.0, seconds - count / rate) if rate else 0.0
+    return SendResult(count, round(seconds, 3), round(count / seconds, 1), round(max_stall, 4), round(behind, 3))
 
 
 def count_lines(lines: Iterable[str], tag: str, expected: int, start_seq: int = 1) -> CountResult:
@@ -404,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--port", type=int, default=514)
     s.add_argument("--count", type=int, required=True)
     s.add_argument("--rate", type=float, default=10000, help="messages/s; 0 = as fast as possible (plain TCP)")
+    s.add_argument("--prebuilt", action="store_true",
+                   help="plain TCP: build every message before the clock starts (benchmarks); --rate 0 implies it")
     s.add_argument("--tag", required=True)
     s.add_argument("--hostname", default="loadgen")
     s.add_argument("--transport", choices=("tcp", "tls", "udp", "relp"), default="tcp")
@@ -420,8 +430,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             res: SendResult | CountResult | RelpResult = send_relp(
                 args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,
                 window=args.window)
-        elif args.cmd == "send" and args.rate == 0:
-            res = send_prebuilt(args.host, args.port, args.count, args.tag, hostname=args.hostname)
+        elif args.cmd == "send" and (args.rate == 0 or args.prebuilt):
+            if args.transport != "tcp":
+                raise ValueError("--prebuilt and --rate 0 send over plain TCP only")
+            res = send_prebuilt(args.host, args.port, args.count, args.tag, hostname=args.hostname,
+                                rate=args.rate)
         elif args.cmd == "send":
             res = send(
                 args.host, args.port, args.count, args.rate, args.tag, hostname=args.hostname,

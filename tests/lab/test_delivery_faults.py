@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO, ssh
+from msib import render
 from msib.delivery import count_at_siem, load_result, send_load, wait_for_count
 from msib.deploy import run_deploy
 from msib.lab import Lab
@@ -318,17 +319,18 @@ def test_hard_crash_of_the_collector_loses_what_only_its_memory_held(
         deploy_lab: Lab, converged_collector: Path) -> None:
     """The known limit, measured: SIGKILL during an outage loses the queue's memory part.
 
-    250k events at 10k/s while the SIEM is unreachable: the first 160k (the high watermark) stay
-    in memory, the rest spill to disk. Then rsyslogd is killed (systemd starts it again) and the
-    SIEM comes back.
+    The role's high watermark + 90k events at 2 x RATE while the SIEM is unreachable: the first
+    high-watermark's worth stay in memory, the rest spill to disk. Then rsyslogd is killed (systemd
+    starts it again) and the SIEM comes back.
     """
-    count = RATE * 25
+    high = int(render.defaults("collector")["collector_queue_highwatermark"])
+    count = high + 90_000
     tag = _tag("crash")
     _drop_collector_at_siem(deploy_lab, on=True)
     try:
         time.sleep(1)
-        sent = load_result(send_load(deploy_lab, OBJECT, target=COLLECTOR_LAN, port=514, count=count, rate=RATE,
-                                     tag=tag))
+        sent = load_result(send_load(deploy_lab, OBJECT, target=COLLECTOR_LAN, port=514, count=count,
+                                     rate=2 * RATE, tag=tag))
         time.sleep(2)
         spilled = _spilled(deploy_lab)
         pid = ssh(deploy_lab, COLLECTOR, "systemctl show -p MainPID --value rsyslog").strip()
