@@ -51,6 +51,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from msib.checks import rsyslog_action, rsyslog_action_queue  # noqa: E402
 from msib.delivery import load_result, send_load  # noqa: E402
 from msib.lab import Lab  # noqa: E402
 from msib.loadgen import REMOTE_COUNTER  # noqa: E402
@@ -78,26 +79,36 @@ ruleset(name="out" queue.type="LinkedList" queue.size="500000" queue.dequeueBatc
 """
 
 
-def deployed_queue(lab: Lab) -> str:
+def deployed_queue(lab: Lab) -> tuple[str, str]:
     """The SIEM action's queue and retry parameters as the collector role deployed them on COLLECTOR.
 
     Read from the host's /etc/rsyslog.conf rather than copied here, so the benchmark measures what
     production runs whatever the role's template and defaults become (only the queue's file name
-    changes: the bench's rsyslogd has a work directory of its own anyway).
+    changes: the bench's rsyslogd has a work directory of its own anyway). Returns (the queue's
+    parameters, the action's retry parameters); the queue is the ruleset's the action runs in.
     """
     conf = _ssh(lab, COLLECTOR, "cat /etc/rsyslog.conf")
-    at = conf.find('name="msib_siem"')
-    if at < 0:
+    action, found = rsyslog_action(conf, "msib_siem"), rsyslog_action_queue(conf, "msib_siem")
+    if action is None or found is None:
         raise RuntimeError(f"{COLLECTOR}: no msib_siem action in /etc/rsyslog.conf: deploy the collector first")
-    action = conf[at:conf.index("\n}", at)]
-    params = re.findall(r'((?:queue|action\.resume)[\w.]*)=("[^"]*")', action)
-    if not params:
-        raise RuntimeError(f"{COLLECTOR}: the msib_siem action has no queue: not what the collector role deploys")
-    return " ".join(f'{k}="bench_siem"' if k == "queue.filename" else f"{k}={v}" for k, v in params)
+    where, params = found
+    if not where.startswith("ruleset ") or "queue.filename" not in params:
+        raise RuntimeError(f"{COLLECTOR}: the msib_siem action does not run in a disk-assisted ruleset queue "
+                           f"({where}): not what the collector role deploys")
+    # rsyslog's parameter names are case-insensitive: the lower-cased ones serve as they are
+    queue = " ".join(f'{k}="{"bench_siem" if k == "queue.filename" else v}"'
+                     for k, v in params.items() if k.startswith("queue."))
+    retry = " ".join(f'{k}="{v}"' for k, v in action.items() if k.startswith("action.resume"))
+    return queue, retry
 
 
-def collector_conf(config: str, siem: str, peer: str, queue: str) -> str:
-    """The relay's config for one of CONFIGS (the same input and template every time)."""
+def collector_conf(config: str, siem: str, peer: str, queue: tuple[str, str]) -> str:
+    """The relay's config for one of CONFIGS (the same input and template every time).
+
+    `tls+da` is built like the role's relay: the input's ruleset has the role's disk-assisted queue
+    and the SIEM action, with the role's retries, runs in that queue's worker. The role's local
+    spool (written in the input's thread before the queue) is left out of every configuration.
+    """
     if config == "tcp":
         action = f'action(type="omfwd" target="{siem}" port="{TCP_PORT}" protocol="tcp" TCP_Framing="octet-counted" '
     else:
@@ -105,13 +116,15 @@ def collector_conf(config: str, siem: str, peer: str, queue: str) -> str:
                   f'StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="{peer}" '
                   'TCP_Framing="octet-counted" ')
     action += 'template="RSYSLOG_SyslogProtocol23Format"'
+    ruleset = 'ruleset(name="fwd")'
     if config == "tls+da":
-        action += " " + queue
+        action += " " + queue[1]
+        ruleset = f'ruleset(name="fwd" {queue[0]})'
     return (f'global(workDirectory="{WORK}/work" maxMessageSize="64k" '
             'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem")\n'
             'module(load="imtcp" maxSessions="20")\n'
             f'input(type="imtcp" port="{IN_PORT}" ruleset="fwd")\n'
-            f'ruleset(name="fwd") {{\n  {action})\n}}\n')
+            f'{ruleset} {{\n  {action})\n}}\n')
 
 
 def _ssh(lab: Lab, host: str, cmd: str, data: str | None = None, timeout: float = 300) -> str:
@@ -181,7 +194,8 @@ def _fw_rule(lab: Lab, on: bool, siem: str) -> None:
             _ssh(lab, FIREWALL, f"nft delete rule inet msib forward handle {handle}")
 
 
-def run_one(lab: Lab, config: str, count: int, siem: str, peer: str, queue: str, rate: float = 0) -> dict[str, Any]:
+def run_one(lab: Lab, config: str, count: int, siem: str, peer: str, queue: tuple[str, str],
+            rate: float = 0) -> dict[str, Any]:
     """One run of `count` events through `config`, flat out (`rate` 0) or offered at `rate`/s."""
     _start(lab, COLLECTOR, collector_conf(config, siem, peer, queue))
     try:

@@ -6,7 +6,7 @@ from typing import Any
 
 from _common import Evidence, no_drift, packages_at_expected_version, service_running
 
-from msib.checks import check, rsyslog_action
+from msib.checks import check, rsyslog_action, rsyslog_action_queue
 
 
 def _packages(ctx: dict[str, Any]) -> list[str]:
@@ -94,15 +94,18 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
 @check("MSIB-COL-005")
 def test_disk_queue(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
     a = _siem_action(host, evidence)
+    # the SIEM action's own queue, or (Direct) the queue of the ruleset it runs in
+    where, q = rsyslog_action_queue(host.file("/etc/rsyslog.conf").content_string, "msib_siem") or ("", {})
     keys = ("queue.type", "queue.filename", "queue.size", "queue.maxdiskspace", "queue.saveonshutdown",
-            "queue.timeoutenqueue", "action.resumeretrycount")
-    evidence("action msib_siem: " + ", ".join(f"{k}={a.get(k)}" for k in keys))
-    assert a.get("queue.type") in ("LinkedList", "FixedArray"), f"queue.type is {a.get('queue.type')}"
-    assert a.get("queue.filename"), "no queue.filename: the queue never spills to disk"
-    assert a.get("queue.maxdiskspace"), "no queue.maxDiskSpace: disk use is unbounded"
-    assert a.get("queue.saveonshutdown") == "on", "the queue is not saved on shutdown"
-    assert int(a.get("queue.size") or 1000) >= 10000, \
-        f"queue.size {a.get('queue.size') or '1000 (default)'} blocks the inputs during an outage"
+            "queue.timeoutenqueue")
+    evidence(f"queue of the action msib_siem ({where}): " + ", ".join(f"{k}={q.get(k)}" for k in keys)
+             + f"; action.resumeretrycount={a.get('action.resumeretrycount')}")
+    assert q.get("queue.type") in ("LinkedList", "FixedArray"), f"queue.type is {q.get('queue.type')} ({where})"
+    assert q.get("queue.filename"), f"no queue.filename ({where}): the queue never spills to disk"
+    assert q.get("queue.maxdiskspace"), f"no queue.maxDiskSpace ({where}): disk use is unbounded"
+    assert q.get("queue.saveonshutdown") == "on", f"the queue ({where}) is not saved on shutdown"
+    assert int(q.get("queue.size") or 1000) >= 10000, \
+        f"queue.size {q.get('queue.size') or '1000 (default)'} ({where}) blocks the inputs during an outage"
     assert a.get("action.resumeretrycount") == "-1", "retries to the SIEM are not endless"
     workdir = host.file(ctx["collector_work_dir"])
     evidence(f"workDirectory {ctx['collector_work_dir']}: {'directory' if workdir.is_directory else 'MISSING'}")

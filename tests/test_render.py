@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from msib import render
+from msib import checks, render
 from msib.engines import guards
 from msib.errors import InputError
 
@@ -135,12 +136,24 @@ def test_rendering_is_deterministic() -> None:
 def test_collector_config_has_an_explicitly_sized_disk_assisted_queue() -> None:
     ctx = render.context("collector", _host_vars("col-int-1", "collector"))
     text = render.render("collector", "rsyslog.conf.j2", ctx)
-    for needle in ('queue.size="500000"', 'queue.dequeueBatchSize="512"', 'queue.saveOnShutdown="on"',
-                   'action.resumeRetryCount="-1"',
-                   'queue.maxDiskSpace="2g"', 'queue.filename="msib_siem"',
-                   'StreamDriverPermittedPeers="siem.lab.msib"', 'StreamDriverAuthMode="x509/name"',
+    for needle in ('StreamDriverPermittedPeers="siem.lab.msib"', 'StreamDriverAuthMode="x509/name"',
                    "$AllowedSender UDP, 198.18.16.0/20"):
         assert needle in text
+    # the SIEM action has no queue of its own: it runs in, and retries from, its ruleset's queue
+    action = checks.rsyslog_action(text, "msib_siem")
+    assert action is not None and "queue.type" not in action and action["action.resumeretrycount"] == "-1"
+    where, queue = checks.rsyslog_action_queue(text, "msib_siem") or ("", {})
+    assert where == "ruleset msib_relay"
+    assert {k: queue.get(k) for k in ("queue.type", "queue.size", "queue.highwatermark", "queue.dequeuebatchsize",
+                                      "queue.filename", "queue.maxdiskspace", "queue.saveonshutdown",
+                                      "queue.timeoutenqueue")} == {
+        "queue.type": "LinkedList", "queue.size": "500000", "queue.highwatermark": "400000",
+        "queue.dequeuebatchsize": "512", "queue.filename": "msib_siem", "queue.maxdiskspace": "2g",
+        "queue.saveonshutdown": "on", "queue.timeoutenqueue": "0"}
+    # every input reaches that queue through the spooling ruleset, which runs in the input's thread
+    inputs = re.findall(r'input\(type="\w+" port="\d+" ruleset="(\w+)"', text)
+    assert len(inputs) >= 3 and set(inputs) == {"msib_remote"}
+    assert 'ruleset(name="msib_remote" queue.type="Direct") {' in text and "  call msib_relay\n}" in text
 
 
 def test_relp_transport_renders_an_omrelp_action_with_tls() -> None:

@@ -76,6 +76,19 @@ def test_rsyslog_action_reads_quoted_and_list_parameters() -> None:
     assert mc.rsyslog_action(conf, "nothing") is None
 
 
+def test_rsyslog_action_queue_is_the_actions_own_or_its_rulesets() -> None:
+    own = 'action(type="omfwd" name="siem" queue.type="LinkedList" queue.size="9")'
+    assert mc.rsyslog_action_queue(own, "siem") == ("action siem", mc.rsyslog_action(own, "siem"))
+    nested = ('ruleset(name="spool" queue.type="Direct") {\n  action(type="omfile" name="siem2")\n}\n'
+              'ruleset(name="relay" queue.type="LinkedList" queue.size="500000") {\n'
+              '  if $fromhost-ip != "127.0.0.1" then {\n    action(type="omfile" file="/x")\n  }\n'
+              '  action(type="omfwd" name="siem" queue.type="Direct")\n}\n')
+    where, queue = mc.rsyslog_action_queue(nested, "siem") or ("", {})
+    assert where == "ruleset relay" and queue["queue.size"] == "500000"
+    assert mc.rsyslog_action_queue(nested, "siem2") == ("ruleset spool", {"name": "spool", "queue.type": "Direct"})
+    assert mc.rsyslog_action_queue(nested, "nothing") is None
+
+
 def test_nft_base_chains_default_policy_is_accept() -> None:
     text = ("table inet msib {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n"
             "\tchain out {\n\t\ttype filter hook output priority filter;\n\t}\n}\n")

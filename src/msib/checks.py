@@ -455,13 +455,45 @@ def rsyslog_action(conf: str, name: str) -> dict[str, str] | None:
     """
     text = re.sub(r"(?m)#.*$", "", conf)
     for m in re.finditer(r"\baction\s*\((.*?)\)", text, re.S):
-        params = {k.lower(): v for k, v in re.findall(r'([\w.]+)\s*=\s*"([^"]*)"', m.group(1))}
+        params = _rsyslog_params(m.group(1))
         if params.get("name") == name:
-            # list parameters (tls.permittedPeer=["a","b"])
-            for k, v in re.findall(r"([\w.]+)\s*=\s*\[([^\]]*)\]", m.group(1)):
-                params[k.lower()] = ",".join(re.findall(r'"([^"]*)"', v))
             return params
     return None
+
+
+def _rsyslog_params(text: str) -> dict[str, str]:
+    params = {k.lower(): v for k, v in re.findall(r'([\w.]+)\s*=\s*"([^"]*)"', text)}
+    # list parameters (tls.permittedPeer=["a","b"])
+    for k, v in re.findall(r"([\w.]+)\s*=\s*\[([^\]]*)\]", text):
+        params[k.lower()] = ",".join(re.findall(r'"([^"]*)"', v))
+    return params
+
+
+def rsyslog_action_queue(conf: str, name: str) -> tuple[str, dict[str, str]] | None:
+    """Where the action named `name` queues: its own queue, else the queue of the ruleset holding it.
+
+    Returns (a description, the queue's parameters with lower-case keys), or None if there is no such
+    action. An action without a queue of its own (Direct) runs in its ruleset's queue worker, so a
+    message it cannot deliver stays in that ruleset's queue.
+
+    >>> rsyslog_action_queue('ruleset(name="r" queue.size="9") {\\n action(type="omfwd" name="x")\\n}', "x")
+    ('ruleset r', {'name': 'r', 'queue.size': '9'})
+    """
+    action = rsyslog_action(conf, name)
+    if action is None:
+        return None
+    if action.get("queue.type", "Direct").lower() != "direct":
+        return f"action {name}", action
+    text = re.sub(r"(?m)#.*$", "", conf)
+    for m in re.finditer(r"\bruleset\s*\((.*?)\)\s*\{", text, re.S):
+        depth, end = 1, m.end()
+        while depth and end < len(text):
+            depth += {"{": 1, "}": -1}.get(text[end], 0)
+            end += 1
+        if rsyslog_action(text[m.end():end], name) is not None:
+            params = _rsyslog_params(m.group(1))
+            return f"ruleset {params.get('name', '?')}", params
+    return f"action {name}", action
 
 
 def nft_base_chains(ruleset: str) -> list[dict[str, str]]:

@@ -199,7 +199,7 @@ def test_collector_restarted_twice_under_load_loses_nothing_over_relp(
 
 def _stats(lab: Lab) -> dict[str, int]:
     """The last impstats line of the forwarding queue (and its disk part), summed."""
-    out = ssh(lab, COLLECTOR, "grep -h 'msib_siem queue' /var/log/syslog | tail -2")
+    out = ssh(lab, COLLECTOR, "grep -h 'msib_relay.*origin=core.queue' /var/log/syslog | tail -2")
     totals: dict[str, int] = {}
     for line in out.splitlines():
         for key, value in re.findall(r"(\w[\w.]*)=(\d+)", line):

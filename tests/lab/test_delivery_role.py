@@ -76,7 +76,7 @@ def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
             time.sleep(1)
         assert counted.get("received") == 2000 and counted.get("missing") == 0
         time.sleep(3)
-        stats = ssh(deploy_lab, "col-ext-1", "grep -h 'msib_siem queue: origin=core.queue' /var/log/syslog | tail -1")
+        stats = ssh(deploy_lab, "col-ext-1", "grep -h 'msib_relay: origin=core.queue' /var/log/syslog | tail -1")
         assert "discarded.full=" in stats and "size=" in stats
     finally:
         assert run_deploy(inventory_dir, "pyinfra", limit="col-ext-1", extra_vars=lab_vars).ok
