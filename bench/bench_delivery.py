@@ -1,31 +1,35 @@
 """Delivery throughput on the lab: object -> collector -> SIEM, one rsyslog pair, three configurations.
 
-    .venv/bin/python bench/bench_delivery.py [--count 1000000] [--runs 2] [--seconds 10] [--write-docs]
+    .venv/bin/python bench/bench_delivery.py [--count 1000000] [--runs 2] [--seconds 10] [--pin] [--write-docs]
 
 The pair is col-ext-1 (relay) and the lab SIEM host (receiver), through fw-ext-1, with a second
 rsyslogd on each (its own config, ports, pid and work directory, run as a transient systemd unit)
 so the deployed services are not touched. For the run, one accept rule for the bench ports is
 inserted in fw-ext-1's forward chain and deleted afterwards (by its handle).
 
-- `tcp`: plain TCP relay, no action queue (direct): the ceiling on this machine;
-- `tls`: TLS (x509/name, the SIEM's lab certificate), no action queue: the TLS ceiling;
-- `tls+da`: TLS with the collector role's disk-assisted queue, every `queue.*` and `action.resume*`
-  value read from the SIEM action the role deployed on col-ext-1 (what production runs).
+- `tcp`: plain TCP relay, no queue of its own (rsyslog's main queue, which blocks its input when
+  full): the ceiling on this machine;
+- `tls`: TLS (x509/name, the SIEM's lab certificate), likewise no queue of its own: the TLS ceiling;
+- `tls+da`: TLS with the collector role's disk-assisted queue, built like the role's relay: the
+  input's ruleset has the queue (every `queue.*` value read from the ruleset the role's SIEM action
+  runs in on col-ext-1) and the SIEM action, with the role's `action.resume*`, runs in its worker.
 
 Two measurements, in one run:
 
 1. **Burst** (`--runs` rounds of the three configurations): the object sends N numbered messages
    over plain TCP as fast as the relay takes them (the stream is built before the clock starts).
-   Without an action queue the relay pushes back on the sender (TCP flow control), so this is
+   Without the role's queue the relay pushes back on the sender (TCP flow control), so this is
    each configuration's ceiling. With the role's queue, which never blocks its inputs
    (`timeoutEnqueue=0`), a burst faster than the SIEM link fills the queue and what does not
    fit is discarded (counted): the burst row says how much.
 2. **Sustained** (`tls` and `tls+da`, interleaved step by step so both meet the machine in the
    same state): the object offers a constant rate for `--seconds`, in steps of 5 % of the best
-   burst TLS rate from 50 % up; a step holds when every event arrives (0 lost), the relay
+   burst TLS rate from 60 % up; a step holds when every event arrives (0 lost), the relay
    delivers at >= 95 % of the offered rate and never pushes the sender more than 5 % behind its
-   schedule. A configuration's sustained rate is the offered rate of its highest step that holds
-   (its steps stop at the first one that does not hold, at 150 % at most); the target compares
+   schedule. A step that does not hold is tried once more (sender, relay and receiver share two
+   cores: one noisy 10 s should not end a ladder; the same rule for both). A configuration's
+   sustained rate is the offered rate of its highest step that holds (its steps stop at the first
+   one that fails twice, at 150 % at most); the target compares
    the two sustained rates. The delivered rates of those steps are shown beside them.
 
 The SIEM side timestamps the arrivals of each run (a watcher reading the appended bytes);
@@ -40,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -135,10 +140,15 @@ def _ssh(lab: Lab, host: str, cmd: str, data: str | None = None, timeout: float 
     return proc.stdout
 
 
+# --pin: the CPU each bench rsyslogd runs on (host -> CPU list); empty = wherever the kernel puts it
+AFFINITY: dict[str, str] = {}
+
+
 def _start(lab: Lab, host: str, conf: str) -> None:
+    pin = f"-p CPUAffinity={AFFINITY[host]} " if host in AFFINITY else ""
     _ssh(lab, host, f"systemctl stop {UNIT} 2>/dev/null; rm -rf {WORK}; mkdir -p {WORK}/work && "
                     f"cat > {WORK}/rsyslog.conf && rsyslogd -N1 -f {WORK}/rsyslog.conf >/dev/null && "
-                    f"systemd-run --quiet --unit={UNIT} --collect /usr/sbin/rsyslogd -n -f {WORK}/rsyslog.conf "
+                    f"systemd-run --quiet --unit={UNIT} --collect {pin}/usr/sbin/rsyslogd -n -f {WORK}/rsyslog.conf "
                     f"-i {WORK}/rsyslogd.pid", conf)
     time.sleep(1.0)
 
@@ -241,7 +251,15 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=2, help="burst rounds of the three configurations")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each sustained step")
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/delivery.md")
+    ap.add_argument("--pin", action="store_true",
+                    help="relay on CPU 1; object's sender and SIEM receiver on CPU 0 (as if the relay had a machine "
+                         "of its own)")
     args = ap.parse_args()
+    if args.pin:
+        if len(os.sched_getaffinity(0)) < 2:
+            ap.error("--pin needs 2 CPUs")
+        os.sched_setaffinity(0, {0})  # inherited by the sender (msib.loadgen, started from here)
+        AFFINITY.update({COLLECTOR: "1", "siem": "0"})
     lab = Lab.from_files(REPO / "inventories/lab/site.yml")
     siem = str(lab.spec.siem.address)
     peer = lab.plan.siem.syslog.peer_name or siem
@@ -259,19 +277,24 @@ def main() -> int:
                 _ssh(lab, "siem", f": > {WORK}/out.log")
         top = max(r["events_per_s"] for r in results if r["config"] == "tls")
         running = {"tls", "tls+da"}  # interleaved, so both see the machine in the same state
-        for pct in range(50, 151, 5):  # past 100 %: the burst rate is not a cap on the sustained one
+        for pct in range(60, 151, 5):  # past 100 %: the burst rate is not a cap on the sustained one
             rate = top * pct / 100
             for config in ("tls", "tls+da"):
-                if config not in running:
-                    continue
-                r = run_one(lab, config, int(rate * args.seconds), siem, peer, queue, rate=rate)
-                r["step_pct"] = pct
-                r["holds"] = holds(r, args.seconds)
-                print(json.dumps(r), flush=True)
-                steps.append(r)
-                _ssh(lab, "siem", f": > {WORK}/out.log")
-                if not r["holds"]:
-                    running.discard(config)
+                # a step that fails is tried once more: one noisy 10 s on shared cores does not end a
+                # ladder; the same rule for both configurations
+                for attempt in (1, 2):
+                    if config not in running:
+                        break
+                    r = run_one(lab, config, int(rate * args.seconds), siem, peer, queue, rate=rate)
+                    r["step_pct"], r["attempt"] = pct, attempt
+                    r["holds"] = holds(r, args.seconds)
+                    print(json.dumps(r), flush=True)
+                    steps.append(r)
+                    _ssh(lab, "siem", f": > {WORK}/out.log")
+                    if r["holds"]:
+                        break
+                    if attempt == 2:
+                        running.discard(config)
             if not running:
                 break
     finally:
@@ -279,18 +302,23 @@ def main() -> int:
         _stop(lab, "siem")
     table = report(results, steps, args.seconds)
     print(table)
+    kind = "BENCH-PINNED" if args.pin else "BENCH"  # the two runs have a table each in the docs
     (REPO / "bench" / "results").mkdir(exist_ok=True)
-    (REPO / "bench" / "results" / "delivery.json").write_text(json.dumps({"burst": results, "sustained": steps},
-                                                                         indent=2) + "\n")
+    (REPO / "bench" / "results" / f"delivery{'-pinned' if args.pin else ''}.json").write_text(
+        json.dumps({"burst": results, "sustained": steps}, indent=2) + "\n")
     if args.write_docs:
         doc = REPO / "docs" / "delivery.md"
         text = doc.read_text()
-        begin, end = "<!-- BENCH:BEGIN -->", "<!-- BENCH:END -->"
+        begin, end = f"<!-- {kind}:BEGIN -->", f"<!-- {kind}:END -->"
         if begin in text and end in text:
             head, rest = text.split(begin, 1)
             doc.write_text(f"{head}{begin}\n{table}\n\n({args.count:,} events per burst run, {args.runs} runs; "
-                           f"sustained steps of {args.seconds:g} s; {time.strftime('%Y-%m-%d')})\n"
+                           f"sustained steps of {args.seconds:g} s, a failed step tried once more"
+                           f"{'; relay pinned to CPU 1, sender and receiver to CPU 0' if args.pin else ''}; "
+                           f"{time.strftime('%Y-%m-%d')})\n"
                            f"{end}{rest.split(end, 1)[1]}")
+        else:
+            print(f"{doc}: no {begin} ... {end} markers; table not written", file=sys.stderr)
     return 0
 
 
