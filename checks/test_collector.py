@@ -51,20 +51,22 @@ def test_no_drift(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
     no_drift(host, "collector", ctx, evidence)
 
 
-def _siem_action(host: Any, evidence: Evidence) -> dict[str, str]:
+def _siem_action(host: Any, evidence: Evidence) -> tuple[str, dict[str, str]]:
+    """The live /etc/rsyslog.conf (read once) and its SIEM action's parameters."""
     valid = host.run("/usr/sbin/rsyslogd -N1 -f /etc/rsyslog.conf")
     evidence(f"rsyslogd -N1: exit {valid.rc}")
     assert valid.rc == 0, f"the live rsyslog configuration does not parse: {valid.stderr.strip()[-300:]}"
-    action = rsyslog_action(host.file("/etc/rsyslog.conf").content_string, "msib_siem")
+    conf = host.file("/etc/rsyslog.conf").content_string
+    action = rsyslog_action(conf, "msib_siem")
     assert action is not None, "no action named msib_siem (the relay to the SIEM) in /etc/rsyslog.conf"
-    return action
+    return conf, action
 
 
 @check("MSIB-COL-004")
 def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
     syslog = ctx["msib_siem"]["syslog"]
     peer = syslog.get("peer_name") or syslog["host"]
-    a = _siem_action(host, evidence)
+    conf, a = _siem_action(host, evidence)
     shown = {k: a.get(k) for k in ("type", "target", "port", "streamdriver", "streamdrivermode",
                                    "streamdriverauthmode", "streamdriverpermittedpeers", "tls", "tls.authmode",
                                    "tls.permittedpeer", "tls.cacert")}
@@ -83,7 +85,6 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
             f"the SIEM's certificate and name are not verified (authMode {a.get('streamdriverauthmode')})"
         assert peer in (a.get("streamdriverpermittedpeers") or "").split(","), \
             f"peer name {peer} is not the permitted peer"
-        conf = host.file("/etc/rsyslog.conf").content_string
         ca = "/etc/msib/tls/ca.pem" if 'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem"' in conf else None
     assert ca, "no CA file configured for the SIEM's certificate"
     ca_file = host.file(ca)
@@ -93,9 +94,9 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
 
 @check("MSIB-COL-005")
 def test_disk_queue(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
-    a = _siem_action(host, evidence)
+    conf, a = _siem_action(host, evidence)
     # the SIEM action's own queue, or (Direct) the queue of the ruleset it runs in
-    where, q = rsyslog_action_queue(host.file("/etc/rsyslog.conf").content_string, "msib_siem") or ("", {})
+    where, q = rsyslog_action_queue(conf, "msib_siem") or ("", {})
     keys = ("queue.type", "queue.filename", "queue.size", "queue.maxdiskspace", "queue.saveonshutdown",
             "queue.timeoutenqueue")
     evidence(f"queue of the action msib_siem ({where}): " + ", ".join(f"{k}={q.get(k)}" for k in keys)
