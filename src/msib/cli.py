@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from msib import __version__
+from msib.deploy import DEFAULT_STEP_TIMEOUT_S
 from msib.errors import MsibError
 
 app = typer.Typer(
@@ -209,12 +210,15 @@ def deploy_cmd(
         list[Path] | None, typer.Option("--vars", help="YAML file of role variables for every host (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-host summary as JSON.")] = False,
+    step_timeout: Annotated[float, typer.Option(
+        "--step-timeout", help="Seconds one step may run on a host before that host fails (the others go on).",
+    )] = DEFAULT_STEP_TIMEOUT_S,
 ) -> None:
     """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible."""
     from msib.deploy_cli import deploy_command
 
     summary = deploy_command(inventory, engine, check=check, limit=limit, vars_files=vars_file or [],
-                             console=console, out=out, as_json=as_json)
+                             console=console, out=out, as_json=as_json, step_timeout=step_timeout)
     if as_json:
         print_json(summary.to_json())
     if not summary.ok:

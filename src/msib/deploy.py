@@ -31,10 +31,30 @@ Outcome = Literal["changed", "unchanged", "failed", "skipped"]
 REPO = Path(__file__).resolve().parents[2]
 
 
+#: Seconds one step (a pyinfra operation's command, an Ansible task) may run on a host before the
+#: host fails with a message naming the step and the command; the other hosts go on. A cold
+#: install of Suricata through the lab's proxy takes ~20 s; a real circuit's mirror may be slower.
+DEFAULT_STEP_TIMEOUT_S = 600
+
+
 class Progress(Protocol):
-    """Receives one call per finished operation/task on a host (for a live display)."""
+    """Receives a call when a step starts on a host and when it ends (for a live display)."""
+
+    def start(self, host: str, what: str) -> None: ...
 
     def event(self, host: str, outcome: Outcome, what: str) -> None: ...
+
+
+def step_error(step: str, *, command: str | None, detail: str, timed_out_after: float | None = None) -> str:
+    """One line saying which step failed on a host, with what command, and why (both engines).
+
+    >>> step_error("Install nftables", command="apt-get install -y nftables", detail="", timed_out_after=40)
+    "step 'Install nftables' timed out after 40 s (limit: --step-timeout): apt-get install -y nftables"
+    """
+    what = f"step {step!r} " + (f"timed out after {timed_out_after:.0f} s (limit: --step-timeout)"
+                                 if timed_out_after is not None else "failed")
+    parts = [what, command or "", " ".join(detail.split())[:300]]
+    return ": ".join(p for p in parts if p)
 
 
 @dataclass
@@ -210,6 +230,7 @@ def run_deploy(
     limit: str | None = None,
     extra_vars: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT_S,
 ) -> DeployResult:
     """Deploy every appliance of the inventory (or `limit`) with `engine`.
 
@@ -219,7 +240,8 @@ def run_deploy(
         check: detect changes only (Ansible ``--check``, pyinfra ``--dry``); nothing is changed.
         limit: comma-separated host names or roles.
         extra_vars: role variables for every host (e.g. ``collector_ca_file``), highest precedence.
-        progress: receives one event per finished operation/task.
+        progress: receives a call as each operation/task starts and as it ends.
+        step_timeout: seconds a step may run on a host before the host fails (the others go on).
 
     Returns:
         The per-host summary; hosts that could not be reached count as failed.
@@ -238,6 +260,9 @@ def run_deploy(
         from msib.engines.run_pyinfra import run as run_engine
     else:
         from msib.engines.run_ansible import run as run_engine
-    result = run_engine(hosts_file, chosen, check=check, extra_vars=dict(extra_vars or {}), progress=progress)
+    if step_timeout <= 0:
+        raise InputError("--step-timeout", "must be a positive number of seconds")
+    result = run_engine(hosts_file, chosen, check=check, extra_vars=dict(extra_vars or {}), progress=progress,
+                        step_timeout=step_timeout)
     result.seconds = time.monotonic() - t0
     return result

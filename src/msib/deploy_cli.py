@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,8 +12,9 @@ import yaml
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
-from msib.deploy import ENGINES, DeployResult, Outcome, run_deploy
+from msib.deploy import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome, run_deploy
 from msib.errors import InputError
 
 
@@ -38,26 +41,81 @@ def read_vars(files: Sequence[Path]) -> dict[str, Any]:
 
 
 class LiveProgress:
-    """One line per host: operations done, changed, failed, and the last one."""
+    """One line per host: steps done, changed, failed, and the step running now with its time.
 
-    def __init__(self, live: Live | None) -> None:
+    On a terminal the table is redrawn live. Elsewhere (CI logs, cron) a line is printed when a
+    step has run for `quiet_s` seconds, and again every `quiet_s` seconds while it runs: nothing
+    waits in silence.
+    """
+
+    def __init__(self, live: Live | None, console: Console | None = None, quiet_s: float = 30.0) -> None:
         self.live = live
+        self.console = console
+        self.quiet_s = quiet_s
         self.rows: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="msib-deploy-progress", daemon=True)
+
+    def __enter__(self) -> LiveProgress:
+        self._ticker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._ticker.join(timeout=5)
+
+    def _row(self, host: str) -> dict[str, Any]:
+        return self.rows.setdefault(host, {"done": 0, "changed": 0, "failed": 0, "now": "", "since": 0.0,
+                                           "told": 0.0})
+
+    def start(self, host: str, what: str) -> None:
+        with self._lock:
+            row = self._row(host)
+            row["now"], row["since"], row["told"] = what[:70], time.monotonic(), 0.0
+        self._redraw()
 
     def event(self, host: str, outcome: Outcome, what: str) -> None:
-        row = self.rows.setdefault(host, {"done": 0, "changed": 0, "failed": 0, "last": ""})
-        row["done"] += 1
-        if outcome in ("changed", "failed"):
-            row[outcome] += 1
-        row["last"] = what[:70]
+        with self._lock:
+            row = self._row(host)
+            row["done"] += 1
+            if outcome in ("changed", "failed"):
+                row[outcome] += 1
+            row["now"], row["since"] = "", 0.0
+        self._redraw()
+
+    def waiting(self, now: float | None = None) -> list[tuple[str, str, float]]:
+        """(host, step, seconds) of every step running for `quiet_s` or more and not told for as long."""
+        now = time.monotonic() if now is None else now
+        out = []
+        with self._lock:
+            for host, row in sorted(self.rows.items()):
+                if row["now"] and now - row["since"] >= self.quiet_s and now - row["told"] >= self.quiet_s:
+                    row["told"] = now
+                    out.append((host, row["now"], now - row["since"]))
+        return out
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            if self.live is not None:
+                self._redraw()
+            elif self.console is not None:
+                for host, step, secs in self.waiting():
+                    self.console.print(f"{host}: still on {step!r} after {secs:.0f} s", markup=False,
+                                       highlight=False)
+
+    def _redraw(self) -> None:
         if self.live is not None:
             self.live.update(self.table())
 
     def table(self) -> Table:
-        table = Table("host", "done", "changed", "failed", "last operation", box=None)
-        for host, row in sorted(self.rows.items()):
-            table.add_row(host, str(row["done"]), str(row["changed"]),
-                          f"[red]{row['failed']}[/]" if row["failed"] else "0", row["last"])
+        table = Table("host", "done", "changed", "failed", "now", box=None)
+        now = time.monotonic()
+        with self._lock:
+            for host, row in sorted(self.rows.items()):
+                step = f"{row['now']} ({now - row['since']:.0f} s)" if row["now"] else ""
+                table.add_row(Text(host), str(row["done"]), str(row["changed"]),
+                              Text(str(row["failed"]), style="red" if row["failed"] else ""), Text(step))
         return table
 
 
@@ -67,21 +125,25 @@ def summary_table(result: DeployResult) -> Table:
     table = Table("host", "changed", "unchanged", "failed",
                   title=f"msib deploy ({result.engine}, {mode}, {result.seconds:.1f}s)")
     for name, h in sorted(result.hosts.items()):
-        failed = f"[red]{h.failed}[/]" + (f" ({h.error})" if h.error else "") if h.failed or h.error else "0"
-        table.add_row(name, str(h.changed), str(h.unchanged), failed)
+        failed = Text("0")
+        if h.failed or h.error:
+            failed = Text(str(h.failed), style="red")
+            if h.error:
+                failed.append(f" ({h.error})")
+        table.add_row(Text(name), str(h.changed), str(h.unchanged), failed)
     return table
 
 
 def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | None,
-                   vars_files: Sequence[Path], console: Console, out: Console, as_json: bool) -> DeployResult:
+                   vars_files: Sequence[Path], console: Console, out: Console, as_json: bool,
+                   step_timeout: float = DEFAULT_STEP_TIMEOUT_S) -> DeployResult:
     """Validate the arguments, run the deploy with a live display, print the summary."""
     if engine not in ENGINES:  # narrows str to Engine below
         raise InputError("--engine", f"unknown engine {engine!r}", fix="pyinfra or ansible")
     extra = read_vars(vars_files)
-    with Live(console=console, transient=True, refresh_per_second=8,
-              auto_refresh=console.is_terminal) as live:
-        progress = LiveProgress(live if console.is_terminal else None)
+    live = Live(console=console, transient=True, refresh_per_second=8, auto_refresh=console.is_terminal)
+    with live, LiveProgress(live if console.is_terminal else None, console) as progress:
         result = run_deploy(inventory, engine, check=check, limit=limit, extra_vars=extra,
-                            progress=progress)
+                            progress=progress, step_timeout=step_timeout)
     (console if as_json else out).print(summary_table(result))
     return result

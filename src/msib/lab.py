@@ -2,7 +2,7 @@
 
 Each host has its own network namespace and addresses in 198.18.0.0/15, its own overlay root
 filesystem over one cached base, systemd as PID 1 (systemd-nspawn), a real sshd with a pinned
-host key, and apt through the lab's own apt-cacher-ng. See inventories/lab/lab.yml for the
+host key, and apt through the lab's own package proxy (nginx, msib.lab_mirror). See inventories/lab/lab.yml for the
 topology and /work/shared/spec/lab.md for the recipe this follows.
 
 Example:
@@ -35,6 +35,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from msib.errors import InputError, LabError
+from msib.lab_mirror import APT_TIMEOUT_S, Mirror, PackageProxy, machine_mirrors
 from msib.site import SitePlan, load_site
 
 LabRole = Literal["collector", "ids_sensor", "firewall", "siem", "object", "device"]
@@ -293,29 +294,8 @@ def _read_pid(path: Path) -> int | None:
 
 
 def _mirrors() -> dict[str, str]:
-    """The machine's Debian mirrors (main archive and security), from its own apt sources."""
-    found: dict[str, str] = {}
-    texts: list[str] = []
-    for p in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
-        with contextlib.suppress(OSError):
-            texts.append(p.read_text())
-    for text in texts:
-        for stanza in re.split(r"\n\s*\n", text):
-            uris = re.findall(r"^URIs:\s*(\S+)", stanza, re.M)
-            suites = re.findall(r"^Suites:\s*(.+)$", stanza, re.M)
-            for uri in uris:
-                for suite in (suites[0].split() if suites else []):
-                    key = "security" if suite.endswith("-security") else "main"
-                    if suite.startswith(SUITE):
-                        found.setdefault(key, uri.rstrip("/"))
-        for m in re.finditer(r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+)\s+(\S+)", text, re.M):
-            uri, suite = m.group(1), m.group(2)
-            if suite.startswith(SUITE):
-                found.setdefault("security" if suite.endswith("-security") else "main", uri.rstrip("/"))
-    if "main" not in found:
-        raise LabError("no Debian bookworm mirror found in /etc/apt/sources.list(.d): the lab uses the machine's own")
-    found.setdefault("security", found["main"].rsplit("/", 1)[0] + "/debian-security")
-    return found
+    """The machine's Debian mirrors (main archive and security) for the lab's release."""
+    return machine_mirrors((SUITE,))
 
 
 def _cgroup_roots() -> list[Path]:
@@ -446,53 +426,19 @@ class Lab:
 
     # -- package proxy --------------------------------------------------------------------------
 
+    @property
+    def package_proxy(self) -> PackageProxy:
+        """The lab's package proxy (nginx in front of the machine's Debian mirrors; lab_mirror)."""
+        m = _mirrors()
+        return PackageProxy([Mirror.parse(m["main"]), Mirror.parse(m["security"])],
+                            listen=str(self.spec.controller.ip), port=self.spec.proxy_port,
+                            state_dir=self.state_dir / "proxy", cache_dir=self.cache_dir / "packages")
+
     def _start_proxy(self) -> None:
-        d = self.state_dir / "proxy"
-        pidfile = d / "pid"
-        if _read_pid(pidfile):
-            return
-        cache = self.cache_dir / "apt-cacher-ng"
-        for p in (d / "conf", d / "log", cache):
-            p.mkdir(parents=True, exist_ok=True)
-        (d / "conf" / "acng.conf").write_text(
-            "# the lab's package proxy: the same shape as an SB's closed-circuit mirror\n"
-            f"CacheDir: {cache}\nLogDir: {d / 'log'}\nSupportDir: /usr/lib/apt-cacher-ng\n"
-            f"BindAddress: {self.spec.controller.ip}\nPort: {self.spec.proxy_port}\n"
-            f"SocketPath: {d / 'socket'}\nForeGround: 1\nExThreshold: 4\n"
-            # Release files pass through uncached (they are small; the index files they name are
-            # fetched by hash and cached as usual). apt-cacher-ng 3.7 refreshing one cached
-            # InRelease for several hosts in the same second fails ("Failure to move file ... out
-            # of the way") and leaves an apt-get hanging on a half-closed connection.
-            "DontCacheRequested: /dists/[^/]+/(InRelease|Release|Release\\.gpg)$\n"
-        )
-        log = open(d / "log" / "stdout.log", "ab")  # noqa: SIM115 - handed to the daemon
-        proc = subprocess.Popen(["/usr/sbin/apt-cacher-ng", "-c", str(d / "conf")],
-                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-        pidfile.write_text(f"{proc.pid}\n")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LabError(f"the package proxy exited at start: see {d / 'log'}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                    (str(self.spec.controller.ip), self.spec.proxy_port), timeout=0.5):
-                return
-            time.sleep(0.1)
-        raise LabError(f"the package proxy did not listen on {self.proxy_url} within 10s")
+        self.package_proxy.start()
 
     def _stop_proxy(self) -> None:
-        pidfile = self.state_dir / "proxy" / "pid"
-        pid = _read_pid(pidfile)
-        if pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            for _ in range(50):
-                if not _pid_alive(pid):
-                    break
-                time.sleep(0.1)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pidfile.unlink(missing_ok=True)
+        self.package_proxy.stop()
 
     # -- network --------------------------------------------------------------------------------
 
@@ -570,7 +516,7 @@ class Lab:
             # bounded waits and retries: a proxy that does not answer fails a run instead of hanging it
             (etc / "apt" / "apt.conf.d" / "01msib-proxy").write_text(
                 f'// the lab\'s package proxy, as a closed circuit has\nAcquire::http::Proxy "{proxy}";\n'
-                'Acquire::http::Timeout "30";\nAcquire::Retries "3";\n')
+                f'Acquire::http::Timeout "{APT_TIMEOUT_S}";\nAcquire::Retries "3";\n')
         user = self.plan.management.ssh_user
         if user != "root":
             _run(["chroot", str(root), "useradd", "--create-home", "--shell", "/bin/bash", user])
@@ -960,8 +906,8 @@ class Lab:
         found += [f"mount {m}" for m in self._mounts()]
         found += [f"process {p}" for p in self._cgroup_procs()]
         found += [f"cgroup {r / self.cgroup_name}" for r in _cgroup_roots() if (r / self.cgroup_name).exists()]
-        if _read_pid(self.state_dir / "proxy" / "pid"):
-            found.append("process apt-cacher-ng")
+        if self.package_proxy.pid():
+            found.append("process nginx (the package proxy)")
         return found
 
 

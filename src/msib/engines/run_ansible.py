@@ -7,12 +7,13 @@ Ansible never renders the role templates itself: the roles install files through
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from msib.deploy import DEPLOY_ROLES, REPO, DeployResult, HostResult, InventoryHost, Outcome, Progress
+from msib.deploy import DEPLOY_ROLES, REPO, DeployResult, HostResult, InventoryHost, Outcome, Progress, step_error
 from msib.errors import DeployError
 
 _OUTCOMES: dict[str, Outcome] = {
@@ -23,8 +24,12 @@ _OUTCOMES: dict[str, Outcome] = {
 
 
 def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
-        progress: Progress | None) -> DeployResult:
-    """Run the site playbook on `hosts` (check mode when `check`), forks >= hosts, pipelining on."""
+        progress: Progress | None, step_timeout: float) -> DeployResult:
+    """Run the site playbook on `hosts` (check mode when `check`), forks >= hosts, pipelining on.
+
+    Every task is bounded by `step_timeout` (``ANSIBLE_TASK_TIMEOUT``); a failed task sets its
+    host's error to the task, its module and arguments, and Ansible's message.
+    """
     import ansible_runner
 
     result = DeployResult("ansible", check, {h.name: HostResult() for h in hosts})
@@ -36,7 +41,13 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
         name = event.get("event", "")
         data = event.get("event_data") or {}
         host = data.get("host")
-        if host not in result.hosts or name not in ("runner_on_ok", *_OUTCOMES):
+        if host not in result.hosts:
+            return True
+        if name == "runner_on_start":
+            if progress:
+                progress.start(host, str(data.get("task", "")))
+            return True
+        if name not in ("runner_on_ok", *_OUTCOMES):
             return True
         if name == "runner_on_ok":
             outcome: Outcome = "changed" if (data.get("res") or {}).get("changed") else "unchanged"
@@ -46,6 +57,8 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
                 outcome = "unchanged"
         if name == "runner_on_unreachable":
             result.hosts[host].error = str((data.get("res") or {}).get("msg", "unreachable"))[:300]
+        elif outcome == "failed" and result.hosts[host].error is None:
+            result.hosts[host].error = _failure(data, step_timeout)
         result.hosts[host].count(outcome)
         if progress:
             progress.event(host, outcome, str(data.get("task", "")))
@@ -58,6 +71,8 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_TASK_TIMEOUT": str(int(step_timeout)),
+        "ANSIBLE_DISPLAY_ARGS_TO_STDOUT": "True",  # a failed task names its module arguments
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
     }
     cmdline = "--check" if check else None
@@ -83,3 +98,19 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
             hr.error = hr.error or "no task ran on this host"
             hr.failed = 1
     return result
+
+
+def _failure(data: dict[str, Any], step_timeout: float) -> str:
+    """The failed task, its module and arguments (the command), and Ansible's message."""
+    res = data.get("res") or {}
+    # "k=v, k=v" (ANSIBLE_DISPLAY_ARGS_TO_STDOUT), less Ansible's internal _ansible_* arguments
+    args = ", ".join(a for a in re.split(r", (?=\w+=)", str(data.get("task_args") or ""))
+                     if not a.startswith("_ansible_"))
+    command = res.get("cmd") or f"{data.get('task_action', '')} {args}".strip() or None
+    if isinstance(command, list):
+        command = " ".join(str(c) for c in command)
+    msg = str(res.get("msg") or "")
+    timed_out = bool(res.get("timedout")) or "expected time frame" in msg
+    detail = " ".join(str(x) for x in (msg, (res.get("stderr") or "")[-300:]) if x)
+    return step_error(str(data.get("task", "")), command=str(command) if command else None,
+                      detail="" if timed_out else detail, timed_out_after=step_timeout if timed_out else None)

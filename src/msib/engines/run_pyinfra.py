@@ -1,132 +1,75 @@
-"""Run the deploys in ``deploy/`` with pyinfra's Python API (strict host keys, hosts in parallel)."""
+"""Run the pyinfra deploys in a worker process of their own and relay its progress.
+
+See :mod:`msib.engines.pyinfra_worker` for why pyinfra runs in its own (gevent-patched) process.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import json
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from msib.deploy import REPO, DeployResult, HostResult, InventoryHost, Progress, ssh_settings
-from msib.errors import MsibError
+import yaml
 
-
-def _deploys() -> dict[str, Any]:
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from deploy.collector import collector
-    from deploy.firewall import firewall
-    from deploy.ids_sensor import ids_sensor
-
-    return {"collector": collector, "ids_sensor": ids_sensor, "firewall": firewall}
+from msib.deploy import DeployResult, HostResult, InventoryHost, Progress
+from msib.errors import DeployError, InputError
 
 
 def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
-        progress: Progress | None) -> DeployResult:
-    """Connect to `hosts`, add each role's deploy, run it (or only detect changes when `check`)."""
-    from pyinfra.api.config import Config
-    from pyinfra.api.connect import connect_all, disconnect_all
-    from pyinfra.api.deploy import add_deploy
-    from pyinfra.api.exceptions import PyinfraError
-    from pyinfra.api.inventory import Inventory
-    from pyinfra.api.operations import run_ops
-    from pyinfra.api.state import BaseStateCallback, State
+        progress: Progress | None, step_timeout: float) -> DeployResult:
+    """Deploy `hosts` with pyinfra (only detect changes when `check`), every step bounded by `step_timeout`.
 
-    result = DeployResult("pyinfra", check, {h.name: HostResult() for h in hosts})
-    names_data = []
-    for h in hosts:
-        data = {k: v for k, v in h.vars.items() if not k.startswith("ansible_")}
-        data.update(ssh_settings(h.vars))
-        data.update(extra_vars)
-        names_data.append((h.name, data))
-    groups: dict[str, tuple[list[str], dict[str, Any]]] = {}
-    for h in hosts:
-        groups.setdefault(h.role, ([], {}))[0].append(h.name)
-    inventory = Inventory((names_data, {}), **groups)  # type: ignore[no-untyped-call]
-    config = Config(CONNECT_TIMEOUT=10, PARALLEL=max(1, len(hosts)), FAIL_PERCENT=None)  # type: ignore[no-untyped-call]
-    state = State(inventory, config, check_for_changes=True)
-
-    class Callback(BaseStateCallback):
-        @staticmethod
-        def host_connect_error(state: Any, host: Any, error: Any) -> None:
-            result.hosts[host.name].error = f"cannot connect: {error}"
-            if progress:
-                progress.event(host.name, "failed", f"connect: {error}")
-
-        @staticmethod
-        def operation_host_success(state: Any, host: Any, op_hash: str, retry_count: int = 0) -> None:
-            if progress:
-                progress.event(host.name, "unchanged", _op_name(state, op_hash))
-
-        @staticmethod
-        def operation_host_error(state: Any, host: Any, op_hash: str, retry_count: int = 0,
-                                 max_retries: int = 0) -> None:
-            if progress:
-                progress.event(host.name, "failed", _op_name(state, op_hash))
-
-    state.add_callback_handler(Callback())  # type: ignore[no-untyped-call]
-    deploys = _deploys()
-    _forget_ssh_files()
-    try:
-        # "No hosts remaining!" when every host failed to connect: each has its error from the callback
-        with contextlib.suppress(PyinfraError):
-            connect_all(state)
-        active = {host.name: host for host in state.inventory.get_active_hosts()}
-        for h in hosts:
-            host = active.get(h.name)
-            if host is None:
-                result.hosts[h.name].error = result.hosts[h.name].error or "cannot connect"
-                continue
-            try:
-                add_deploy(state, deploys[h.role], host=host)
-            except (MsibError, PyinfraError, ValueError) as exc:
-                result.hosts[h.name].error = str(exc)
-                if progress:
-                    progress.event(h.name, "failed", str(exc))
-                # the host leaves the run before any of its operations executes
-                state.failed_hosts.add(host)
-                state.active_hosts.discard(host)
-        if not check and state.active_hosts:
-            try:
-                run_ops(state)
-            except PyinfraError as exc:  # "No hosts remaining!": every host failed; counted below
-                for h in hosts:
-                    if not result.hosts[h.name].error and state.inventory.get_host(h.name) in state.failed_hosts:
-                        result.hosts[h.name].error = str(exc)
-    finally:
-        disconnect_all(state)
-    for host in state.inventory:
-        hr = result.hosts[host.name]
-        if hr.error:
-            hr.failed = max(hr.failed, 1)
-            continue
-        for op_data in state.ops.get(host, {}).values():
-            meta = op_data.operation_meta
-            if check:
-                hr.count("changed" if meta._maybe_is_change else "unchanged")
-            elif not meta.is_complete() or meta.did_error():
-                hr.count("failed")
-            else:
-                hr.count("changed" if meta.did_change() else "unchanged")
-    return result
-
-
-def _forget_ssh_files() -> None:
-    """Make pyinfra read known_hosts and ssh_config afresh for this run.
-
-    pyinfra memoizes both for the life of the process: a host whose key was re-pinned since an
-    earlier run in the same process (a reinstalled appliance, `msib lab reset`) would be refused
-    against the old key, and a key removed from known_hosts would still be trusted.
+    Raises:
+        InputError: role variables that cannot be handed to the worker (not plain YAML data).
+        DeployError: the worker died without a result.
     """
-    from pyinfra.connectors.sshuserclient import client
-
-    for loader in (client.get_host_keys, client.get_ssh_config):
-        loader.cache.clear()
-
-
-def _op_name(state: Any, op_hash: str) -> str:
     try:
-        names = state.get_op_meta(op_hash).names
-        return ", ".join(sorted(names)) or op_hash
-    except KeyError:
-        return op_hash
+        job = yaml.safe_dump({
+            "hosts_file": str(hosts_file), "check": check, "step_timeout": step_timeout,
+            "extra_vars": extra_vars,
+            "hosts": [{"name": h.name, "role": h.role, "vars": dict(h.vars)} for h in hosts],
+        })
+    except yaml.YAMLError as exc:
+        raise InputError("--vars", f"role variables must be plain data: {exc}") from None
+    proc = subprocess.Popen([sys.executable, "-m", "msib.engines.pyinfra_worker"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors: list[str] = []
+    drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)
+    drain.start()
+    final: dict[str, Any] | None = None
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(job)
+        proc.stdin.close()
+        for line in proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                errors.append(line)  # a stray print from a library: keep it for the error message
+                continue
+            if "result" in msg:
+                final = msg["result"]
+            elif progress is None:
+                continue
+            elif "start" in msg:
+                progress.start(msg["start"], msg["what"])
+            elif "event" in msg:
+                progress.event(msg["event"], msg["outcome"], msg["what"])
+        proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted (Ctrl-C): stop the worker and its SSH sessions
+            proc.kill()
+            proc.wait()
+    drain.join(timeout=5)
+    if final is None:
+        tail = "".join(errors)[-1500:].strip()
+        raise DeployError(f"the pyinfra worker ended without a result (exit {proc.returncode}): {tail}")
+    result = DeployResult("pyinfra", check)
+    for h in hosts:
+        r = final.get(h.name) or {"failed": 1, "error": "no result from the pyinfra worker"}
+        result.hosts[h.name] = HostResult(r.get("changed", 0), r.get("unchanged", 0), r.get("failed", 0),
+                                          r.get("error"))
+    return result
