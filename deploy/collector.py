@@ -9,6 +9,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import config, require, role_context, role_vars
+from deploy.apt_proxy import apt_proxy
 
 
 def _preflight(ctx: dict[str, object]) -> None:
@@ -35,6 +36,7 @@ def collector() -> None:
     key = ctx["collector_key_file"] or (f"{cert_dir}/{name}.key" if cert_dir else None)
     firewall = bool(ctx["collector_manage_firewall"])
 
+    apt_proxy()  # the package proxy and apt time-outs, before any install (role dependency)
     apt.packages(name="Install rsyslog (GnuTLS, RELP) and nftables",
                  packages=role_vars("collector")["__collector_packages"], update=True, cache_time=86400)
     for path, mode in (("/etc/msib", "0755"), ("/etc/msib/tls", "0700"),

@@ -11,6 +11,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import commit_ruleset, config, require, role_context, role_vars
+from deploy.apt_proxy import apt_proxy
 
 
 @deploy("msib firewall")
@@ -28,6 +29,7 @@ def firewall() -> None:
     helper = str(internal["__firewall_commit"])
     ruleset_path = str(ctx["firewall_ruleset_path"])
 
+    apt_proxy()  # the package proxy and apt time-outs, before any install (role dependency)
     apt.packages(name="Install nftables", packages=internal["__firewall_packages"], update=True, cache_time=86400)
     for path in (ruleset_path.rsplit("/", 1)[0], str(ctx["firewall_state_dir"])):
         files.directory(name=f"Create the firewall's directory {path}", path=path, user="root", group="root",

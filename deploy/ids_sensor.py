@@ -9,6 +9,7 @@ from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
 from deploy._msib import config, require, role_context, role_vars
+from deploy.apt_proxy import apt_proxy
 
 
 @deploy("msib ids_sensor")
@@ -25,6 +26,7 @@ def ids_sensor() -> None:
     require(bool(ctx["ids_sensor_rule_files"]), "ids_sensor_rule_files is empty")
     pkgs = role_vars("ids_sensor")
 
+    apt_proxy()  # the package proxy and apt time-outs, before any install (role dependency)
     apt.packages(name="Install Suricata 7 from bookworm-backports", packages=pkgs["__ids_sensor_packages"],
                  update=True, cache_time=86400, extra_install_args=f"-t {ctx['ids_sensor_release']}")
     apt.packages(name="Install rsyslog (forwards the alerts)", packages=pkgs["__ids_sensor_rsyslog_packages"])

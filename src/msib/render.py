@@ -32,7 +32,7 @@ import yaml
 from msib.errors import InputError
 
 #: The roles this renderer serves (each has ``roles/<role>/defaults/main.yml``).
-ROLES: tuple[str, ...] = ("collector", "ids_sensor", "firewall", "siem_receiver")
+ROLES: tuple[str, ...] = ("apt_proxy", "collector", "ids_sensor", "firewall")
 
 
 def roles_dir() -> Path:
@@ -106,6 +106,22 @@ def rsyslog_string(value: Any) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def apt_string(value: Any) -> str:
+    """An apt.conf string literal; refuses what apt.conf cannot hold safely (quotes, ``;``, controls).
+
+    >>> apt_string("http://198.18.0.1:3142")
+    '"http://198.18.0.1:3142"'
+    >>> apt_string('http://x"; APT::X "1')
+    Traceback (most recent call last):
+    ...
+    ValueError: apt_string: quotes, ';', '{', '}' or control characters in 'http://x"; APT::X "1'
+    """
+    text = str(value)
+    if any(c in text for c in '";{}') or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(f"apt_string: quotes, ';', '{{', '}}' or control characters in {text!r}")
+    return f'"{text}"'
+
+
 def yaml_list(items: Iterable[Any]) -> str:
     """A one-line YAML flow list of strings, each quoted (for Suricata's ``vars``).
 
@@ -153,6 +169,7 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "port_set": port_set,
     "rsyslog_string": rsyslog_string,
     "yaml_list": yaml_list,
+    "apt_string": apt_string,
     "onoff": onoff,
     "yesno": yesno,
     "host_address": host_address,

@@ -19,11 +19,12 @@ from msib.lab import Lab
 REPO = Path(__file__).resolve().parents[2]
 
 #: Managed files per role: what both engines must install byte for byte.
+APT = "/etc/apt/apt.conf.d/01msib-proxy"  # roles/apt_proxy, a dependency of every role
 MANAGED: dict[str, tuple[str, ...]] = {
-    "collector": ("/etc/rsyslog.conf", "/etc/msib/collector.nft", "/etc/systemd/system/msib-collector-nft.service",
+    "collector": (APT, "/etc/rsyslog.conf", "/etc/msib/collector.nft", "/etc/systemd/system/msib-collector-nft.service",
                   "/etc/msib/tls/ca.pem", "/etc/msib/tls/collector.pem", "/etc/msib/tls/collector.key"),
-    "ids_sensor": ("/etc/suricata/suricata.yaml", "/etc/suricata/rules/msib-lab.rules", "/etc/rsyslog.conf"),
-    "firewall": ("/etc/msib/firewall/ruleset.nft", "/usr/local/sbin/msib-nft-commit", "/etc/nftables.conf"),
+    "ids_sensor": (APT, "/etc/suricata/suricata.yaml", "/etc/suricata/rules/msib-lab.rules", "/etc/rsyslog.conf"),
+    "firewall": (APT, "/etc/msib/firewall/ruleset.nft", "/usr/local/sbin/msib-nft-commit", "/etc/nftables.conf"),
 }
 SERVICES: dict[str, tuple[str, ...]] = {
     "collector": ("rsyslog", "msib-collector-nft"),
