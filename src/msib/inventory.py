@@ -41,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import eq, is_
+from operator import eq, is_, itemgetter
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any, Final
@@ -57,7 +57,6 @@ from msib.appendix import (
     ReadResult,
     Reason,
     Rejection,
-    _gather,
     check_rows,
     os_table,
     read_appendix,
@@ -607,6 +606,15 @@ def _where(file: str, sheet: str | None, row: int) -> str:
     if sheet is None:
         return f"{file}, line {row}"
     return f"{file}, sheet {sheet}, row {row}"
+
+
+def _gather[T](seq: Sequence[T], indexes: Sequence[int]) -> list[T]:
+    """`[seq[i] for i in indexes]`, at C speed (tens of thousands of rows)."""
+    if len(indexes) == len(seq):
+        return list(seq)  # the indexes are always increasing: all of them means every item
+    if len(indexes) < 2:
+        return [seq[i] for i in indexes]
+    return list(itemgetter(*indexes)(seq))
 
 
 def _eol_object_lines(appendix: Appendix) -> list[str]:
