@@ -22,10 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from data.appendix_forms import FORMS, SB, SITE_YAML, Form, Row, write_form
-from msib import inventory
 from msib.appendix import EXCLUDED_MESSAGE, REASONS, check_rows, read_appendix
 from msib.errors import InputError
-from msib.inventory import INVENTORY_FILES, RowsRejected, SshSettings, build_inventory
+from msib.inventory import INVENTORY_FILES, RowsRejected, SshSettings, build_inventory, render_objects_json, writers
 from msib.site import parse_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -339,7 +338,7 @@ def test_failure_while_writing_leaves_the_old_inventory(site: Path, appendix: Pa
     out = tmp_path / "inv"
     build_inventory(site, [], out, as_of=AS_OF)
     before = _snapshot(out)
-    real = inventory._write_file
+    real = writers._write_file
     calls = []
 
     def failing(path: Path, data: Any) -> None:
@@ -348,7 +347,7 @@ def test_failure_while_writing_leaves_the_old_inventory(site: Path, appendix: Pa
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(inventory, "_write_file", failing)
+    monkeypatch.setattr(writers, "_write_file", failing)
     with pytest.raises(OSError, match="No space"):
         build_inventory(site, [appendix], out, as_of=AS_OF)
     assert _snapshot(out) == before
@@ -361,7 +360,7 @@ def test_existing_inventory_replaced_as_a_whole(exchange: bool, site: Path, appe
     out = tmp_path / "inv"
     build_inventory(site, [], out, as_of=AS_OF)
     if not exchange:
-        monkeypatch.setattr(inventory, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(writers, "_exchange", lambda a, b: False)
     build_inventory(site, [appendix], out, as_of=AS_OF)
     assert len(json.loads((out / "objects.json").read_text())) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["inv", appendix.name, "site.yml"])
@@ -502,4 +501,4 @@ def test_objects_json_entries_are_orjson_of_each_record(rows: list[tuple[Any, ..
     assert tuple(columns) == OBJECT_COLUMNS
     appendix = Appendix(as_of=AS_OF, inputs=(), sheets=(), columns=columns, rejected=(), skipped=())
     want = b"[\n" + b",\n".join(orjson.dumps(o.to_json()) for o in appendix.objects) + b"\n]\n"
-    assert inventory.render_objects_json(appendix) == want
+    assert render_objects_json(appendix) == want
