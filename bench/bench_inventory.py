@@ -41,39 +41,25 @@ import time
 from pathlib import Path
 
 import python_calamine
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
-from data.appendix_forms import Row, write_xlsx_sections  # noqa: E402  (the one appendix writer)
+from data.appendix_forms import SITE_YAML, Row, write_xlsx_sections  # noqa: E402  (the one appendix writer)
 from msib.inventory import build_inventory  # noqa: E402
 
-SB = "Министерство цифрового развития, инноваций и аэрокосмической промышленности Республики Казахстан"
-SITE = f"""\
-state_body: "{SB}"
-aliases: ["МЦРИАП РК"]
-code: mcri
-siem:
-  syslog: {{host: siem.example, port: 6514, transport: tls}}
-circuits:
-  internal:
-    networks: [10.20.0.0/16, 10.21.0.0/16]
-    appliances:
-      - {{name: col-int-1, role: collector, address: 10.20.250.10}}
-      - {{name: ids-int-1, role: ids_sensor, address: 10.20.250.11, capture_interface: eth1}}
-      - {{name: fw-int-1, role: firewall, address: 10.20.250.1, platform: nftables}}
-  external:
-    networks: [10.30.0.0/16]
-    appliances:
-      - {{name: col-ext-1, role: collector, address: 10.30.250.10}}
-      - {{name: fw-ext-1, role: firewall, address: 10.30.250.1, platform: cisco_ios}}
-excluded:
-  - {{network: 10.20.99.0/24, reason: state_secrets}}
-  - {{hostname: "kgs-*", reason: classified_system}}
-management:
-  package_proxy: "http://10.20.250.5:3142"
-  ssh_user: msib
-"""
+
+def site_yaml() -> str:
+    """The tests' site plan (tests/data/appendix_forms.py), its networks large enough for 50,000 objects."""
+    site = yaml.safe_load(SITE_YAML)
+    site["circuits"]["internal"]["networks"] = ["10.20.0.0/16", "10.21.0.0/16"]
+    external = site["circuits"]["external"]
+    external["networks"] = ["10.30.0.0/16"]
+    for appliance, address in zip(external["appliances"], ("10.30.250.10", "10.30.250.1"), strict=True):
+        appliance["address"] = address
+    return yaml.safe_dump(site, allow_unicode=True, sort_keys=False)
+
 
 DEPARTMENTS = [
     "Департамент цифровой трансформации и информационных технологий",
@@ -146,7 +132,7 @@ def make_workbook(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
                 loc=f"г. Астана, пр. Мангилик Ел, 55/{1 + i % 20}, этаж {1 + i % 9}, каб. {100 + i % 400}",
                 resp=f"{rnd.choice(SURNAMES)} {rnd.choice(NAMES)} {rnd.choice(PATRONYMICS)}",
             ))
-    write_xlsx_sections(path, table, sb=SB, sheet="Приложение")
+    write_xlsx_sections(path, table, sheet="Приложение")
     return mistakes
 
 
@@ -202,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp_name)
         work.mkdir(parents=True, exist_ok=True)
         site, book, out = work / "site.yml", work / "appendix.xlsx", work / "inventory"
-        site.write_text(SITE, encoding="utf-8")
+        site.write_text(site_yaml(), encoding="utf-8")
         t0 = time.perf_counter()
         gen = subprocess.run([sys.executable, __file__, "--generate", str(book), "--rows", str(args.rows)],
                              capture_output=True, text=True, check=True)
