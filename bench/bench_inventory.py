@@ -5,11 +5,12 @@
 
 What it does, in one run on one machine:
 
-1. writes a realistic appendix workbook (openpyxl; not timed): title rows, Russian headers, the row
-   of column numbers, both circuit sections merged across the row, the state body's name typed once
-   and merged down each section, bordered cells, long department / location / name texts, OS names
-   spelled many ways, and ~1 % of rows with the mistakes SBs make (bad and duplicate IPs, Cyrillic
-   hostnames, rows of another state body, excluded objects);
+1. writes a realistic appendix workbook (tests/data/appendix_forms.py, the one appendix writer; not
+   timed): title rows, Russian headers, the row of column numbers, both circuit sections merged
+   across the row, the state body's name typed once and merged down each run of its rows, bordered
+   cells, long department / location / name texts, OS names spelled many ways, and ~1 % of rows with
+   the mistakes SBs make (bad and duplicate IPs, Cyrillic hostnames, rows of another state body,
+   excluded objects);
 2. times, interleaved, `--repeat` times each: a bare read (open the workbook with python-calamine
    and turn every sheet into Python lists: the least any reader must do) and `build_inventory()`
    (read, check, write all six files atomically with fsync);
@@ -40,40 +41,25 @@ import time
 from pathlib import Path
 
 import python_calamine
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, Side
+import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "src"))
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
 
+from data.appendix_forms import SITE_YAML, Row, write_xlsx_sections  # noqa: E402  (the one appendix writer)
 from msib.inventory import build_inventory  # noqa: E402
 
-SB = "Министерство цифрового развития, инноваций и аэрокосмической промышленности Республики Казахстан"
-SITE = f"""\
-state_body: "{SB}"
-aliases: ["МЦРИАП РК"]
-code: mcri
-siem:
-  syslog: {{host: siem.example, port: 6514, transport: tls}}
-circuits:
-  internal:
-    networks: [10.20.0.0/16, 10.21.0.0/16]
-    appliances:
-      - {{name: col-int-1, role: collector, address: 10.20.250.10}}
-      - {{name: ids-int-1, role: ids_sensor, address: 10.20.250.11, capture_interface: eth1}}
-      - {{name: fw-int-1, role: firewall, address: 10.20.250.1, platform: nftables}}
-  external:
-    networks: [10.30.0.0/16]
-    appliances:
-      - {{name: col-ext-1, role: collector, address: 10.30.250.10}}
-      - {{name: fw-ext-1, role: firewall, address: 10.30.250.1, platform: cisco_ios}}
-excluded:
-  - {{network: 10.20.99.0/24, reason: state_secrets}}
-  - {{hostname: "kgs-*", reason: classified_system}}
-management:
-  package_proxy: "http://10.20.250.5:3142"
-  ssh_user: msib
-"""
+
+def site_yaml() -> str:
+    """The tests' site plan (tests/data/appendix_forms.py), its networks large enough for 50,000 objects."""
+    site = yaml.safe_load(SITE_YAML)
+    site["circuits"]["internal"]["networks"] = ["10.20.0.0/16", "10.21.0.0/16"]
+    external = site["circuits"]["external"]
+    external["networks"] = ["10.30.0.0/16"]
+    for appliance, address in zip(external["appliances"], ("10.30.250.10", "10.30.250.1"), strict=True):
+        appliance["address"] = address
+    return yaml.safe_dump(site, allow_unicode=True, sort_keys=False)
+
 
 DEPARTMENTS = [
     "Департамент цифровой трансформации и информационных технологий",
@@ -113,43 +99,14 @@ def _ip(circuit: str, i: int) -> str:
 def make_workbook(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
     """Write the appendix; returns how many rows of each deliberate mistake it holds."""
     rnd = random.Random(seed)
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Приложение"
-    thin = Side(style="thin")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    wrap = Alignment(wrap_text=True, vertical="top")
-    bold = Font(bold=True)
-    ws["F1"] = "Приложение к Правилам мониторинга обеспечения информационной безопасности"
-    ws["A2"] = "Сведения об объекте МСИБ"
-    ws.merge_cells("A2:H2")
-    ws["A3"] = dt.date(2025, 7, 1)
-    headers = [
-        "№ п/п", "Наименование государственного органа", "Структурное подразделение\n(департамент)",
-        "Физическое месторасположение (этаж, кабинет)", "ФИО пользователя/ответственного лица",
-        "Сетевое имя рабочей станции/серверного оборудования", "IP-адрес", "Наименование операционной системы",
-    ]
-    for col, text in enumerate(headers, start=1):
-        c = ws.cell(row=5, column=col, value=text)
-        c.font, c.alignment, c.border = bold, wrap, border
-    for col in range(1, 9):
-        ws.cell(row=6, column=col, value=col).border = border
     mistakes = {"invalid_ip": 0, "duplicate_ip": 0, "invalid_hostname": 0, "unknown_state_body": 0, "excluded": 0}
-    r = 7
-    n = 0
+    table: list[Row] = []
     per_circuit = {"internal": rows * 3 // 5, "external": rows - rows * 3 // 5}
-    for circuit, title in (("internal", "Локальная сеть внутреннего контура"),
-                           ("external", "Локальная сеть внешнего контура")):
-        ws.cell(row=r, column=1, value=title).font = bold
-        ws.merge_cells(start_row=r, start_column=1, end_row=r, end_column=8)
-        r += 1
-        first = r
+    for circuit in ("internal", "external"):
         for i in range(per_circuit[circuit]):
-            n += 1
             host = f"{'arm' if i % 10 else 'srv'}-{circuit[:3]}-{i:06d}"
             ip = _ip(circuit, i)
-            sb = None
+            sb = None  # the SB name merged down the section
             roll = rnd.random()
             if roll < 0.002:
                 ip = ip.rsplit(".", 1)[0] + ".300"
@@ -170,21 +127,12 @@ def make_workbook(path: Path, rows: int, seed: int = 7) -> dict[str, int]:
                 ip = ".".join(f"{int(o):03d}" for o in ip.split("."))  # zero-padded: normalised
             elif roll < 0.06:
                 host = host.upper() + ".MCRI.LOCAL"  # FQDN in capitals: normalised
-            values = [
-                n, sb, rnd.choice(DEPARTMENTS),
-                f"г. Астана, пр. Мангилик Ел, 55/{1 + i % 20}, этаж {1 + i % 9}, каб. {100 + i % 400}",
-                f"{rnd.choice(SURNAMES)} {rnd.choice(NAMES)} {rnd.choice(PATRONYMICS)}",
-                host, ip, rnd.choice(OS_SPELLINGS),
-            ]
-            for col, value in enumerate(values, start=1):
-                c = ws.cell(row=r, column=col, value=value)
-                c.border = border
-            r += 1
-        ws.cell(row=first, column=2, value=SB).alignment = wrap
-        ws.merge_cells(start_row=first, start_column=2, end_row=r - 1, end_column=2)
-    ws.cell(row=r + 1, column=2, value="Руководитель департамента ______________ Е. Ахметов")
-    ws.cell(row=r + 2, column=2, value="М.П.")
-    wb.save(path)
+            table.append(Row(
+                host=host, ip=ip, os=rnd.choice(OS_SPELLINGS), circuit=circuit, sb=sb, dept=rnd.choice(DEPARTMENTS),
+                loc=f"г. Астана, пр. Мангилик Ел, 55/{1 + i % 20}, этаж {1 + i % 9}, каб. {100 + i % 400}",
+                resp=f"{rnd.choice(SURNAMES)} {rnd.choice(NAMES)} {rnd.choice(PATRONYMICS)}",
+            ))
+    write_xlsx_sections(path, table, sheet="Приложение")
     return mistakes
 
 
@@ -240,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         work = args.keep or Path(tmp_name)
         work.mkdir(parents=True, exist_ok=True)
         site, book, out = work / "site.yml", work / "appendix.xlsx", work / "inventory"
-        site.write_text(SITE, encoding="utf-8")
+        site.write_text(site_yaml(), encoding="utf-8")
         t0 = time.perf_counter()
         gen = subprocess.run([sys.executable, __file__, "--generate", str(book), "--rows", str(args.rows)],
                              capture_output=True, text=True, check=True)

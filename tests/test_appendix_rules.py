@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from data.appendix_forms import FORMS, SITE_YAML, Form, Row, write_form
 from msib.appendix import REASONS, AppendixObject, Rejection, check_rows, read_appendix
@@ -74,3 +76,25 @@ def test_case(case: dict[str, Any], form: Form, tmp_path: Path) -> None:
             record = got.to_json()
             for key, value in want.items():
                 assert record[key] == value, key
+
+
+# --- the exclusion matcher agrees with the site plan's own ------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
+@given(st.from_regex(r"[a-zA-Z0-9.*?\[\]-]{1,12}", fullmatch=True),
+       st.from_regex(r"[a-zA-Z0-9.-]{0,16}", fullmatch=True))
+def test_hostname_exclusion_is_the_site_plans(pattern: str, host: str) -> None:
+    from msib.appendix import InputFile, ReadResult, Table
+
+    data = yaml.safe_load(SITE_YAML)
+    data["excluded"] = [{"hostname": pattern, "reason": "classified_system"}]
+    plan = parse_site(data, "site.yml")
+    table = Table("a.csv", None, 1, {"hostname": "F", "ip": "G"}, [2], ["internal"],
+                  {"sb": [""], "department": [""], "location": [""], "responsible": [""], "hostname": [host],
+                   "ip": ["10.20.1.1"], "os": [""]})
+    read = ReadResult(InputFile("a.csv", "csv", ""), (table,), (), ())
+    appendix = check_rows([read], plan, as_of=AS_OF)
+    excluded = [r for r in appendix.rejected if r.reason == "excluded"]
+    folded = host.strip().lower().rstrip(".")
+    assert bool(excluded) == (bool(folded) and plan.exclusion_for(folded, None) is not None)

@@ -27,9 +27,8 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from openpyxl import Workbook
 
-from data.appendix_forms import HEADERS, SECTIONS, SITE_YAML, Row, write_xlsx_sections
+from data.appendix_forms import HEADERS, SECTIONS, SITE_YAML, Row, write_grid, write_xlsx_sections
 from msib.errors import InputError
 from msib.inventory import INVENTORY_FILES, build_inventory
 from msib.site import parse_site
@@ -151,32 +150,25 @@ _CELL = st.one_of(
 
 @st.composite
 def near_valid_xlsx(draw: st.DrawFn) -> tuple[str, bytes]:
-    wb = Workbook()
-    first = wb.active
-    assert first is not None
-    wb.remove(first)
     titles = draw(st.lists(st.sampled_from(["Лист1", "Внутренний контур", "Внешний", "Ішкі", "External",
                                             "Списки", "Sheet (1)", "x"]), min_size=1, max_size=3, unique=True))
+    sheets: dict[str | None, list[list[Any]]] = {}
+    merges: dict[str | None, list[tuple[int, int, int, int]]] = {}
+    hidden: list[str] = []
     for n, title in enumerate(titles):
-        ws = wb.create_sheet(title)
         lang = draw(st.sampled_from(["ru", "en", "kk"]))
         rows: list[list[Any]] = draw(st.lists(st.lists(_CELL, max_size=9), max_size=20))
         if draw(st.integers(0, 4)):
             rows.insert(draw(st.integers(0, len(rows))), list(HEADERS[lang]))
-        for r, row in enumerate(rows, start=1):
-            for c, value in enumerate(row, start=1):
-                if value is not None:
-                    ws.cell(row=r, column=c, value=value)
+        sheets[title], merges[title] = rows, []
         for _ in range(draw(st.integers(0, 3))):
             top, left = draw(st.integers(1, 25)), draw(st.integers(1, 9))
             bottom, right = top + draw(st.integers(0, 30)), left + draw(st.integers(0, 8))
             if (bottom, right) != (top, left):
-                ws.merge_cells(start_row=top, start_column=left, end_row=bottom, end_column=right)
+                merges[title].append((top, left, bottom, right))
         if n and draw(st.integers(0, 3)) == 0:  # openpyxl keeps the first sheet visible
-            ws.sheet_state = "hidden"
-    buf = io.BytesIO()
-    wb.save(buf)
-    return "a.xlsx", buf.getvalue()
+            hidden.append(title)
+    return "a.xlsx", write_grid(io.BytesIO(), sheets, merges=merges, hidden=hidden).getvalue()
 
 
 @FUZZ

@@ -18,14 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from data.appendix_forms import FORMS, SB, SITE_YAML, Form, Row, write_form
-from msib import inventory
 from msib.appendix import EXCLUDED_MESSAGE, REASONS, check_rows, read_appendix
 from msib.errors import InputError
-from msib.inventory import INVENTORY_FILES, RowsRejected, SshSettings, build_inventory
+from msib.inventory import INVENTORY_FILES, RowsRejected, SshSettings, build_inventory, writers
 from msib.site import parse_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -339,7 +336,7 @@ def test_failure_while_writing_leaves_the_old_inventory(site: Path, appendix: Pa
     out = tmp_path / "inv"
     build_inventory(site, [], out, as_of=AS_OF)
     before = _snapshot(out)
-    real = inventory._write_file
+    real = writers._write_file
     calls = []
 
     def failing(path: Path, data: Any) -> None:
@@ -348,7 +345,7 @@ def test_failure_while_writing_leaves_the_old_inventory(site: Path, appendix: Pa
             raise OSError(28, "No space left on device")
         real(path, data)
 
-    monkeypatch.setattr(inventory, "_write_file", failing)
+    monkeypatch.setattr(writers, "_write_file", failing)
     with pytest.raises(OSError, match="No space"):
         build_inventory(site, [appendix], out, as_of=AS_OF)
     assert _snapshot(out) == before
@@ -361,7 +358,7 @@ def test_existing_inventory_replaced_as_a_whole(exchange: bool, site: Path, appe
     out = tmp_path / "inv"
     build_inventory(site, [], out, as_of=AS_OF)
     if not exchange:
-        monkeypatch.setattr(inventory, "_exchange", lambda a, b: False)
+        monkeypatch.setattr(writers, "_exchange", lambda a, b: False)
     build_inventory(site, [appendix], out, as_of=AS_OF)
     assert len(json.loads((out / "objects.json").read_text())) == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["inv", appendix.name, "site.yml"])
@@ -474,32 +471,3 @@ def test_every_example_form_gives_the_same_inventory(name: str, tmp_path: Path) 
         return objects, reasons
 
     assert essence(tmp_path / "inv") == essence(EXAMPLES / "out")
-
-
-# --- objects.json is exactly orjson of each record -----------------------------------------------------
-
-_TEXT = st.one_of(st.none(), st.text(max_size=12), st.sampled_from(['","', '\\\\', '"', '},{"sb":', "\n", "ё"]))
-
-
-@settings(max_examples=200, deadline=None, derandomize=True, database=None)
-@given(st.lists(st.tuples(_TEXT, _TEXT, _TEXT, st.text(min_size=1, max_size=8), st.booleans()), min_size=1,
-                max_size=60), st.integers(1, 4))
-def test_objects_json_entries_are_orjson_of_each_record(rows: list[tuple[Any, ...]], repeat: int) -> None:
-    import orjson
-
-    from msib.appendix import OBJECT_COLUMNS, Appendix
-
-    rows = rows * repeat  # repeated values take the encode-once path, unique ones the split path
-    n = len(rows)
-    columns: dict[str, list[Any]] = {
-        "sb": ["SB"] * n, "department": [r[0] for r in rows], "location": [r[1] for r in rows],
-        "responsible": [r[2] for r in rows], "hostname": [f"{r[3]}-{i}" for i, r in enumerate(rows)],
-        "ip": [f"10.0.{i // 256}.{i % 256}" for i in range(n)], "os": [r[0] for r in rows],
-        "os_raw": [r[1] for r in rows], "os_family": ["other"] * n, "os_eol": [r[4] or None for r in rows],
-        "os_eol_date": [None] * n, "circuit": ["internal"] * n, "file": ["a.xlsx"] * n,
-        "sheet": [r[2] for r in rows], "row": list(range(7, 7 + n)),
-    }
-    assert tuple(columns) == OBJECT_COLUMNS
-    appendix = Appendix(as_of=AS_OF, inputs=(), sheets=(), columns=columns, rejected=(), skipped=())
-    want = b"[\n" + b",\n".join(orjson.dumps(o.to_json()) for o in appendix.objects) + b"\n]\n"
-    assert inventory.render_objects_json(appendix) == want

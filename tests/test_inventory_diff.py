@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from data.appendix_forms import SITE_YAML, Row, write_form
-from msib.diff import CHANGE_KINDS, diff_inventories, render_diff_markdown
 from msib.errors import InputError
 from msib.inventory import build_inventory
+from msib.inventory.diff import CHANGE_KINDS, diff_inventories, render_diff_markdown
 
 Q2 = [
     Row(host="arm-stay", ip="10.20.1.1", os="Windows 11 Pro"),

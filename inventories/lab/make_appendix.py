@@ -15,23 +15,13 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from openpyxl import Workbook
-from openpyxl.styles import Alignment, Font
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "tests"))
+
+from data.appendix_forms import Row, sections_workbook  # noqa: E402  (the one appendix writer)
+
 SB = "Лабораторное министерство цифрового развития"
 OTHER_SB = "Министерство финансов Республики Казахстан"
-
-HEADERS = [
-    "№ п/п",
-    "Наименование государственного органа",
-    "Структурное подразделение\n(департамент)",
-    "Физическое месторасположение (этаж, кабинет)",
-    "ФИО пользователя/ответственного лица",
-    "Сетевое имя рабочей станции/серверного оборудования",
-    "IP-адрес",
-    "Наименование операционной системы",
-]
 
 # (department, location, responsible, hostname, ip, os)  -- None: the SB cell comes from the merge
 INTERNAL: list[tuple[object, ...]] = [
@@ -109,66 +99,23 @@ PASTED = [
 ]
 
 
+def rows() -> list[Row]:
+    """The appendix's rows: the internal section, the external one, then the pasted rows of another SB."""
+    out = [Row(dept=d, loc=loc, resp=resp, host=host, ip=ip, os=os_name, circuit="internal")
+           for d, loc, resp, host, ip, os_name in INTERNAL]
+    out += [Row(dept=d, loc=loc, resp=resp, host=host, ip=ip, os=os_name, circuit="external")
+            for d, loc, resp, host, ip, os_name in EXTERNAL]
+    out += [Row(sb=sb, dept=d, loc=loc, resp=resp, host=host, ip=ip, os=os_name, circuit="external")
+            for sb, d, loc, resp, host, ip, os_name in PASTED]
+    return out
+
+
 def build(path: Path) -> None:
-    wb = Workbook()
+    footer = ("Руководитель департамента цифровизации ______________ Е. Ахметов", "М.П.",
+              "Исполнитель: Ким В., тел. 8 (7172) 00-00-00")
+    wb, _ = sections_workbook(rows(), sb=SB, footer=footer, footer_gap=1)
     ws = wb.active
     assert ws is not None
-    ws.title = "Лист1"
-    bold = Font(bold=True)
-    wrap = Alignment(wrap_text=True, vertical="center")
-    ws["F1"] = "Приложение к Правилам мониторинга обеспечения информационной безопасности"
-    ws["A2"] = "Сведения об объекте МСИБ"
-    ws["A2"].font = bold
-    ws.merge_cells("A2:H2")
-    ws["A3"] = dt.date(2025, 7, 1)
-    ws["A3"].number_format = "DD.MM.YYYY"
-    ws.append([])
-    ws.append(HEADERS)  # row 5
-    for cell in ws[5]:
-        cell.font = bold
-        cell.alignment = wrap
-    ws.append(list(range(1, 9)))  # row 6: column numbers
-
-    n = 0
-    row = 7
-
-    def section(title: str) -> None:
-        nonlocal row
-        ws.cell(row=row, column=1, value=title).font = bold
-        ws.merge_cells(start_row=row, start_column=1, end_row=row, end_column=8)
-        row += 1
-
-    def block(rows: list[tuple[object, ...]]) -> None:
-        nonlocal row, n
-        first = row
-        for dept, loc, resp, host, ip, os_name in rows:
-            n += 1
-            ws.cell(row=row, column=1, value=n)
-            for col, value in enumerate((dept, loc, resp, host, ip, os_name), start=3):
-                if value is not None:
-                    ws.cell(row=row, column=col, value=value)
-            row += 1
-        # the SB name typed once and merged down over the block
-        ws.cell(row=first, column=2, value=SB)
-        ws.merge_cells(start_row=first, start_column=2, end_row=row - 1, end_column=2)
-        ws.cell(row=first, column=2).alignment = wrap
-
-    section("Локальная сеть внутреннего контура")
-    block(INTERNAL)
-    ws.append([])
-    row += 1
-    section("Локальная сеть внешнего контура")
-    block(EXTERNAL)
-    for values in PASTED:
-        n += 1
-        ws.cell(row=row, column=1, value=n)
-        for col, value in enumerate(values, start=2):
-            ws.cell(row=row, column=col, value=value)
-        row += 1
-    row += 1
-    ws.cell(row=row, column=2, value="Руководитель департамента цифровизации ______________ Е. Ахметов")
-    ws.cell(row=row + 1, column=2, value="М.П.")
-    ws.cell(row=row + 2, column=2, value="Исполнитель: Ким В., тел. 8 (7172) 00-00-00")
     for col, width in zip("ABCDEFGH", (6, 28, 26, 22, 28, 30, 16, 30), strict=True):
         ws.column_dimensions[col].width = width
     wb.properties.creator = "ЛМЦР"

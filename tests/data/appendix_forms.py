@@ -1,4 +1,4 @@
-"""Write appendix files the way state bodies send them, for the appendix and inventory tests.
+"""The one writer of synthetic appendix files, as state bodies send them: for tests, benches and examples.
 
 Each writer takes rows (one :class:`Row` per object row) and returns where each row landed
 (`Place`: sheet and row as Excel shows it, or the CSV line), so a test can say "the rejection is at
@@ -6,10 +6,18 @@ row 12 of sheet 'Внутренний контур'" without counting by hand.
 
 Forms (see ``FORMS``):
 - ``xlsx_sections``: one sheet, title rows, header, the 1..8 row, both circuit sections as rows
-  merged across, the SB name typed once and merged down each section, a signature footer;
+  merged across, the SB name typed once and merged down each run of rows that leave it blank, a
+  signature footer;
 - ``xlsx_sheets``: one sheet per circuit named after it (rows of no circuit on a third sheet);
 - ``csv_cp1251``: Russian-locale Excel export, cp1251 and ``;``;
 - ``csv_utf8_bom``: UTF-8 with BOM and ``,``; ``csv_utf8``: UTF-8 without BOM and ``,``.
+
+:func:`write_grid` writes a workbook cell by cell, for the odd layouts a test builds by hand.
+
+Who uses it: the appendix and inventory tests (``from data.appendix_forms import ...``, tests/ is on
+pytest's path), and, with ``tests/`` put on ``sys.path``, ``bench/bench_inventory.py`` (the 50,000-row
+workbook), ``inventories/lab/make_appendix.py`` (the lab's appendix) and
+``inventories/examples/make_examples.py``. The product never imports it.
 """
 
 from __future__ import annotations
@@ -17,10 +25,11 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, Side
@@ -105,6 +114,8 @@ SECTIONS: dict[str, dict[Lang, str]] = {
     },
 }
 SHEET_TITLES = {"internal": "Внутренний контур", "external": "Внешний контур", None: "Лист3"}
+#: The signature block under the table of ``xlsx_sections``.
+FOOTER = ("Руководитель департамента ____________ Е. Ахметов", "М.П.")
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,14 @@ class Row:
     dept: object = "Департамент цифровизации"
     loc: object = "этаж 2, каб. 201"
     resp: object = "Иванов Иван Иванович"
+
+
+#: Three plain rows: two internal objects, one external.
+SAMPLE_ROWS = (
+    Row(host="arm-0001", ip="10.20.1.1"),
+    Row(host="arm-0002", ip="10.20.1.2", os="Astra Linux SE 1.7"),
+    Row(host="web-01", ip="192.0.2.10", circuit="external", os="Debian 12"),
+)
 
 
 @dataclass(frozen=True)
@@ -137,54 +156,74 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def write_xlsx_sections(path: Path, rows: Sequence[Row], lang: Lang = "ru", *, start_col: int = 1) -> list[Place]:
-    """One sheet, sections as merged rows, the SB merged down each section, title and footer rows."""
+def sections_workbook(rows: Sequence[Row], lang: Lang = "ru", *, start_col: int = 1, sb: str = SB,
+                      sheet: str = "Лист1", footer: Sequence[str] = FOOTER,
+                      footer_gap: int = 2) -> tuple[Workbook, list[Place]]:
+    """The ``xlsx_sections`` workbook (not saved) and where each row landed.
+
+    One sheet `sheet`: title rows, the header at row 5, the 1..8 row, then rows of no circuit (above
+    every section row, so none holds them), the internal section, the external one, each section
+    row merged across and followed by an empty row; the SB name `sb` typed once and merged down
+    each run of rows whose `sb` is None (a row with its own `sb` has it typed); `footer_gap` rows
+    below the last row, the `footer` lines.
+    """
     wb = Workbook()
     ws = wb.active
     assert ws is not None
-    ws.title = "Лист1"
+    ws.title = sheet
     c0 = start_col
     thin = Side(style="thin")
     border = Border(left=thin, right=thin, top=thin, bottom=thin)
+    bold = Font(bold=True)
+    wrap = Alignment(wrap_text=True, vertical="top")
     ws.cell(row=1, column=c0 + 5, value="Приложение к Правилам мониторинга обеспечения информационной безопасности")
-    ws.cell(row=2, column=c0, value="Сведения об объекте МСИБ").font = Font(bold=True)
+    ws.cell(row=2, column=c0, value="Сведения об объекте МСИБ").font = bold
     ws.merge_cells(start_row=2, start_column=c0, end_row=2, end_column=c0 + 7)
     ws.cell(row=3, column=c0, value=dt.date(2025, 7, 1))
     for i, text in enumerate(HEADERS[lang]):
         cell = ws.cell(row=5, column=c0 + i, value=text)
-        cell.alignment = Alignment(wrap_text=True)
-        cell.border = border
+        cell.font, cell.alignment, cell.border = bold, wrap, border
     for i in range(8):
-        ws.cell(row=6, column=c0 + i, value=i + 1)
+        ws.cell(row=6, column=c0 + i, value=i + 1).border = border
     r = 7
     n = 0
     places: list[Place] = [Place(None, 0)] * len(rows)
-    # rows of no circuit first: above every section row, so no section holds them
     order = [(None, None), ("internal", SECTIONS["internal"][lang]), ("external", SECTIONS["external"][lang])]
     for circuit, title in order:
         members = [(k, row) for k, row in enumerate(rows) if row.circuit == circuit]
         if not members:
             continue
         if title is not None:
-            ws.cell(row=r, column=c0, value=title)
+            ws.cell(row=r, column=c0, value=title).font = bold
             ws.merge_cells(start_row=r, start_column=c0, end_row=r, end_column=c0 + 7)
             r += 1
         first = r
-        merged_sb = all(row.sb is None for _, row in members)
         for k, row in members:
             n += 1
             for i, value in enumerate(_cells(n, row, row.sb)):
                 if value is not None:
                     ws.cell(row=r, column=c0 + i, value=value).border = border
-            places[k] = Place("Лист1", r)
+            places[k] = Place(sheet, r)
             r += 1
-        if merged_sb:  # the SB name typed once and merged down the section
-            ws.cell(row=first, column=c0 + 1, value=SB)
-            if r - 1 > first:
-                ws.merge_cells(start_row=first, start_column=c0 + 1, end_row=r - 1, end_column=c0 + 1)
-        r += 1  # an empty row between sections
-    ws.cell(row=r + 1, column=c0 + 1, value="Руководитель департамента ____________ Е. Ахметов")
-    ws.cell(row=r + 2, column=c0 + 1, value="М.П.")
+        at = first
+        for blank, run in groupby(row.sb is None for _, row in members):
+            size = len(list(run))
+            if blank:  # the SB name typed once and merged down the run
+                ws.cell(row=at, column=c0 + 1, value=sb).alignment = wrap
+                if size > 1:
+                    ws.merge_cells(start_row=at, start_column=c0 + 1, end_row=at + size - 1, end_column=c0 + 1)
+            at += size
+        r += 1  # an empty row after each section
+    for i, line in enumerate(footer):
+        ws.cell(row=r - 1 + footer_gap + i, column=c0 + 1, value=line)
+    return wb, places
+
+
+def write_xlsx_sections(path: Path, rows: Sequence[Row], lang: Lang = "ru", *, start_col: int = 1, sb: str = SB,
+                        sheet: str = "Лист1") -> list[Place]:
+    """One sheet, sections as merged rows, the SB merged down each section, title and footer rows
+    (see :func:`sections_workbook`)."""
+    wb, places = sections_workbook(rows, lang, start_col=start_col, sb=sb, sheet=sheet)
     wb.save(path)
     return places
 
@@ -273,3 +312,40 @@ def write_form(form: Form, directory: Path, rows: Sequence[Row], name: str = "ap
     if form == "csv_utf8_bom":
         return path, write_csv(path, rows, encoding="utf-8", delimiter=",", bom=True, lang=lang)
     return path, write_csv(path, rows, encoding="utf-8", delimiter=",", lang=lang)
+
+
+#: A merged range: Excel's "B3:B6", or (top, left, bottom, right) as 1-based numbers.
+Merge = str | tuple[int, int, int, int]
+
+
+def write_grid[T: (Path, IO[bytes])](target: T, sheets: Mapping[str | None, Iterable[Sequence[object]]], *,
+                                     merges: Mapping[str | None, Iterable[Merge]] | None = None,
+                                     hidden: Iterable[str] = ()) -> T:
+    """A workbook written cell by cell, for the odd layouts a test builds by hand; returns `target`.
+
+    `sheets`: per sheet title (None: the workbook's first sheet, named as openpyxl names it) its
+    rows, from A1 down (a None cell stays empty). `merges`: per sheet, the ranges to merge.
+    `hidden`: the sheets to hide.
+    """
+    wb = Workbook()
+    first = wb.active
+    assert first is not None
+    if None not in sheets:
+        wb.remove(first)
+    hide = set(hidden)
+    for title, rows in sheets.items():
+        ws = first if title is None else wb.create_sheet(title)
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row, start=1):
+                if value is not None:
+                    ws.cell(row=r, column=c, value=value)
+        for cells in (merges or {}).get(title, ()):
+            if isinstance(cells, str):
+                ws.merge_cells(cells)
+            else:
+                top, left, bottom, right = cells
+                ws.merge_cells(start_row=top, start_column=left, end_row=bottom, end_column=right)
+        if title in hide:
+            ws.sheet_state = "hidden"
+    wb.save(target)
+    return target

@@ -1,0 +1,325 @@
+"""Header row detection and column mapping: the header row, each column's field, sections, footers, other rows."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import compress
+from operator import itemgetter
+from typing import Any, Final
+
+from msib.appendix.model import DATA_FIELDS, DataField, Field, SheetInfo, SkippedRow, Table
+from msib.appendix.values import _CYRILLIC_RE, _WS_RE, Cell, _fold, cell_text
+from msib.errors import InputError
+from msib.site import CircuitName
+
+
+def column_letter(index: int) -> str:
+    """Excel column letter of a 0-based column index (0 -> A, 27 -> AB)."""
+    if index < 0:
+        raise ValueError(f"negative column index {index}")
+    out = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+# --- header, section and footer recognition ---------------------------------------------------------
+
+# Tried in this order on each folded header cell; the first that matches names the column.
+_HEADER_PATTERNS: Final[tuple[tuple[Field, re.Pattern[str]], ...]] = (
+    ("ip", re.compile(r"(?<![a-zа-яәіңғүұқөһ])ip(?![a-zа-яәіңғүұқөһ])|ip-?адрес")),
+    ("os", re.compile(r"операционн|операциялық|operating system|\bос\b|\bos\b")),
+    (
+        "hostname",
+        re.compile(
+            r"сетев\w* им|им\w* (компьютера|хоста|пк|устройства)|желілік атау|network name|host ?name"
+            r"|computer name|dns[- ]им|dns name"
+        ),
+    ),
+    (
+        "responsible",
+        re.compile(r"\bфио\b|ф\. ?и\. ?о|т\. ?а\. ?ә|\bтаә\b|responsible|full name|ответственн|жауапты"
+                   r"|пользовател|пайдаланушы"),
+    ),
+    ("location", re.compile(r"месторасположен|местоположен|расположен|орналасқан|location")),
+    ("department", re.compile(r"подразделен|бөлімше|department|structural unit|департамент|отдел")),
+    (
+        "sb",
+        re.compile(r"государственн\w* орган|мемлекеттік орган|state body|госорган|government body"
+                   r"|наименование организации|организация|ұйым"),
+    ),
+    ("no", re.compile(r"^(№|n|no|#)\.?( п/п)?$|п/п|р/с|^№")),
+)
+
+_INTERNAL: Final = r"внутренн|внутр\.|ішкі|ишки|internal|inner"
+_EXTERNAL: Final = r"внешн|внеш\.|сыртқы|сырткы|external|outer"
+_SECTION_CONTEXT: Final = re.compile(r"контур|сет[ьи]|желі|жели|circuit|network|\blan\b|сегмент|segment")
+_INTERNAL_RE: Final = re.compile(_INTERNAL)
+_EXTERNAL_RE: Final = re.compile(_EXTERNAL)
+_SHEET_INTERNAL_RE: Final = re.compile(_INTERNAL + r"|^внутр|^int\b|\bвн\.? ?контур")
+_SHEET_EXTERNAL_RE: Final = re.compile(_EXTERNAL + r"|^внеш|^ext\b|\bвнеш\.? ?контур")
+
+_FOOTER_RE: Final = re.compile(
+    r"подпис|руководител|исполнител|м\.\s?п\.|итого|всего|примечани|дата заполн|телефон|тел\.|"
+    r"қолы|басшы|орындаушы|барлығы|ескерту|signature|signed|head of|prepared by|executed by|"
+    r"\btotal\b|\bnote\b|\bphone\b|^\*"
+)
+
+
+def header_field(text: str) -> Field | None:
+    """The appendix column a header cell names, or None (Russian, Kazakh or English, any case)."""
+    folded = _fold(text)
+    if not folded or len(folded) > 300:
+        return None
+    for name, pattern in _HEADER_PATTERNS:
+        if pattern.search(folded):
+            return name
+    return None
+
+
+def section_circuit(text: str) -> CircuitName | None:
+    """The circuit a section row names (`Локальная сеть внутреннего контура` -> internal), or None."""
+    folded = _fold(text)
+    if len(folded) > 200 or not _SECTION_CONTEXT.search(folded):
+        return None
+    internal = bool(_INTERNAL_RE.search(folded))
+    external = bool(_EXTERNAL_RE.search(folded))
+    if internal == external:  # neither, or both (ambiguous): not a section row
+        return None
+    return "internal" if internal else "external"
+
+
+def sheet_circuit(title: str) -> CircuitName | None:
+    """The circuit a sheet title names (`Внутренний контур`, `Ішкі`, `External`), or None."""
+    folded = _fold(title)
+    internal = bool(_SHEET_INTERNAL_RE.search(folded))
+    external = bool(_SHEET_EXTERNAL_RE.search(folded))
+    if internal == external:
+        return None
+    return "internal" if internal else "external"
+
+
+def _header_map(row: Sequence[object]) -> dict[Field, int]:
+    found: dict[Field, int] = {}
+    for i, value in enumerate(row):
+        if type(value) is str and value:
+            name = header_field(value)
+            if name is not None and name not in found:
+                found[name] = i
+    return found
+
+
+def _is_header(found: Mapping[Field, int]) -> bool:
+    return "ip" in found and "hostname" in found and len(found) >= 3
+
+
+_EXPECTED_HEADERS: Final = (
+    "expected a header row with at least the columns 'Сетевое имя рабочей станции/серверного оборудования' "
+    "(network name) and 'IP-адрес' (IP address) of the appendix form"
+)
+
+
+def _find_header(rows: Sequence[Sequence[object]]) -> tuple[int, dict[Field, int]] | tuple[None, dict[Field, int]]:
+    """The index of the header row and its columns; or (None, the best near-miss found)."""
+    best: dict[Field, int] = {}
+    for i, row in enumerate(rows):
+        if not any(type(v) is str and v for v in row):
+            continue
+        found = _header_map(row)
+        if _is_header(found):
+            return i, found
+        if len(found) > len(best):
+            best = found
+    return None, best
+
+
+def _is_column_numbers(own: set[object]) -> bool:
+    """True for the row of column numbers `1 2 3 … 8` under the header."""
+    numbers: list[int] = []
+    for value in own:
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, str):
+            text = value.strip()
+            value = int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else -1
+        if isinstance(value, (int, float)) and 0 < value < 100 and float(value).is_integer():
+            numbers.append(int(value))
+        else:
+            return False
+    return len(numbers) >= 3 and sorted(numbers) == list(range(1, len(numbers) + 1))
+
+
+def _is_footer_text(own: Iterable[object]) -> bool:
+    return any(type(v) is str and _FOOTER_RE.search(_fold(v)) for v in own)
+
+
+def _hostname_like(text: str) -> bool:
+    t = text.strip()
+    return bool(t) and not _CYRILLIC_RE.search(t) and not _WS_RE.search(t)
+
+
+# --- a sheet's rows into a table --------------------------------------------------------------------
+
+
+class _Filled:
+    """Which cells of a sheet hold a value copied in from a merged block (not typed in that row).
+
+    Looked up only for the few rows that are not plainly data rows, so it stores the blocks, bucketed
+    by row, rather than one entry per filled cell.
+    """
+
+    _BUCKET: Final = 256
+
+    def __init__(self) -> None:
+        self._blocks: list[tuple[int, int, int, int]] = []  # top, bottom, left, right (inclusive)
+        self._buckets: dict[int, list[int]] = {}
+
+    def add(self, top: int, bottom: int, left: int, right: int) -> None:
+        k = len(self._blocks)
+        self._blocks.append((top, bottom, left, right))
+        for bucket in range(top // self._BUCKET, bottom // self._BUCKET + 1):
+            self._buckets.setdefault(bucket, []).append(k)
+
+    def get(self, row: int) -> set[int] | None:
+        """The columns of `row` whose value came from a merge, or None."""
+        ks = self._buckets.get(row // self._BUCKET)
+        if not ks:
+            return None
+        cols: set[int] = set()
+        for k in ks:
+            top, bottom, left, right = self._blocks[k]
+            if top <= row <= bottom:
+                cols.update(range(left, right + 1))
+                if row == top:
+                    cols.discard(left)
+        return cols or None
+
+
+def _own_values(row: Sequence[object], filled: set[int] | None) -> set[object]:
+    """The non-empty values typed in the row itself (not copied in from a merged block)."""
+    if filled is None:
+        own = set(row)
+        own.discard("")
+        own.discard(None)
+        return own
+    return {v for j, v in enumerate(row) if j not in filled and v != "" and v is not None}
+
+
+def _scan(
+    rows: list[list[Any]],
+    numbers: Sequence[int],
+    *,
+    file: str,
+    sheet: str | None,
+    col_base: int,
+    filled: _Filled,
+) -> tuple[Table | None, SheetInfo, list[SkippedRow]]:
+    """Find the header of one sheet (or CSV) and turn the rows under it into :class:`RawRow`.
+
+    `rows` already hold merged values in every cell of their block; `filled` says which cells got
+    theirs from a merge (they do not make an otherwise empty row a data row).
+    """
+    title_circuit = sheet_circuit(sheet) if sheet is not None else None
+    if not any(_own_values(r, filled.get(i)) for i, r in enumerate(rows)):
+        return None, SheetInfo(file, sheet, "empty", circuit=title_circuit), []
+    h_idx, cols = _find_header(rows)
+    where = f"sheet {sheet!r}" if sheet is not None else None
+    if h_idx is None:
+        if cols:
+            names = ", ".join(sorted(cols))
+            missing = " and ".join(f for f in ("hostname", "ip") if f not in cols) or "enough columns"
+            msg = f"no header row found: the best candidate has {names} but no {missing}"
+        else:
+            msg = "no header row found: none of the appendix form's columns were recognised"
+        raise InputError(file, msg, where=where, fix=_EXPECTED_HEADERS + "; add it, or remove the sheet")
+
+    skipped: list[SkippedRow] = []
+    circuit: CircuitName | None = title_circuit
+    for i in range(h_idx):
+        own = _own_values(rows[i], filled.get(i))
+        if not own:
+            continue
+        only = next(iter(own))
+        named = section_circuit(only) if len(own) == 1 and type(only) is str else None
+        if named is not None:
+            circuit = named
+            skipped.append(SkippedRow(file, sheet, numbers[i], "section"))
+        else:
+            skipped.append(SkippedRow(file, sheet, numbers[i], "title"))
+    top_circuit = circuit
+
+    width = max(map(len, rows))
+    # a column the header lacks reads as a sentinel "" cell appended past the widest row
+    index = [cols.get(f, width) for f in DATA_FIELDS]
+    need = max(index)
+    ip_i = cols["ip"]
+    host_i = cols["hostname"]
+    os_i = cols.get("os", width)
+    first = h_idx + 1
+    body = rows[first:]
+    if body and min(map(len, body)) <= need:
+        for r in body:
+            if len(r) <= need:
+                r.extend([""] * (need + 1 - len(r)))
+    # the common row, found for all rows at once: an IP-looking cell makes a data row, whatever else
+    # it holds; only the other rows (sections, footers, empty, broken) are looked at one by one
+    odd = [k for k, v in enumerate(map(itemgetter(ip_i), body))
+           if not (type(v) is str and len(v) > 6 and v[0].isdigit())]
+    is_data = [True] * len(body)
+    changes: list[tuple[int, CircuitName | None]] = [(first, circuit)]  # the circuit from row index on
+    footer = False
+    for k in odd:
+        is_data[k] = False  # until it is found to be one
+        i = first + k
+        r = rows[i]
+        own = _own_values(r, filled.get(i))
+        if not own:
+            continue
+        n = numbers[i]
+        if len(own) == 1:
+            only = next(iter(own))
+            if type(only) is str:
+                named = section_circuit(only)
+                if named is not None:
+                    changes.append((i, named))
+                    footer = False
+                    skipped.append(SkippedRow(file, sheet, n, "section"))
+                    continue
+        if _is_column_numbers(own):
+            skipped.append(SkippedRow(file, sheet, n, "column_numbers"))
+            continue
+        ipv = r[ip_i]
+        hv = r[host_i]
+        if type(ipv) is str and type(hv) is str and header_field(ipv) == "ip" and header_field(hv) == "hostname":
+            footer = False
+            skipped.append(SkippedRow(file, sheet, n, "header"))
+            continue
+        if ipv == "" or ipv is None:
+            osv = r[os_i]
+            if (osv == "" or osv is None) and (hv == "" or hv is None or not _hostname_like(cell_text(hv))):
+                if footer or _is_footer_text(own):
+                    footer = True
+                    skipped.append(SkippedRow(file, sheet, n, "footer"))
+                    continue
+                if all(r[j] == "" or r[j] is None for j in index):
+                    skipped.append(SkippedRow(file, sheet, n, "no_data"))
+                    continue
+        is_data[k] = True
+    # each data row takes the circuit of the last section row above it
+    circuits: list[CircuitName | None] = []
+    for (start, named), (stop, _) in zip(changes, [*changes[1:], (len(rows), None)], strict=True):
+        circuits += [named] * is_data[start - first : stop - first].count(True)
+    selected = list(compress(body, is_data))
+    # every row is at least need+1 cells long here, so the transposition cuts off nothing we read
+    by_column = list(zip(*selected, strict=False)) if selected else []
+    cells: dict[DataField, Sequence[Cell]] = {
+        f: by_column[j] if selected else () for f, j in zip(DATA_FIELDS, index, strict=True)
+    }
+    row_numbers = list(compress(numbers[first:], is_data))
+    letters: dict[Field, str] = {f: column_letter(col_base + c) for f, c in sorted(cols.items(), key=lambda x: x[1])}
+    table = Table(file, sheet, numbers[h_idx], letters, row_numbers, circuits, cells)
+    info = SheetInfo(file, sheet, "read", header_row=numbers[h_idx], circuit=top_circuit, data_rows=len(selected))
+    return table, info, skipped
