@@ -600,7 +600,7 @@ def delivery_check(
     hosts take part; elsewhere the canaries are sent and reported "sent, not verifiable".
     Exit 1 if any source is missing or could not send.
     """
-    from msib.delivery import LabSiemFiles, NotVerifiable, check_delivery, sources_from_inventory
+    from msib.delivery import NotVerifiable, check_delivery, sources_from_inventory
     from msib.errors import InputError
 
     query: Any = NotVerifiable()
@@ -615,6 +615,8 @@ def delivery_check(
         if (lab_dir / "ssh_config").is_file() and site.is_file():
             lab = _lab(site, lab_dir)
             if lab.inventory_dir.resolve() == inventory.resolve() and lab.is_up():
+                from msib.lab.delivery import LabSiemFiles
+
                 query = LabSiemFiles(lab.ssh_argv(lab.spec.siem.name))
                 if objects is None:
                     pairs = [(o.name, o.circuit) for o in lab.spec.objects]

@@ -55,12 +55,12 @@ def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
         assert result.ok, result.to_json()
         tag = f"relprole{uuid.uuid4().hex[:10]}"
         netns = deploy_lab.host("obj-ext-1").netns(deploy_lab.spec.name)
-        sent = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m", "msib.loadgen", "send",
+        sent = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m", "msib.lab.loadgen", "send",
                                "--transport", "relp", "--host", "198.18.32.10", "--port", "2514", "--count", "2000",
                                "--rate", "5000", "--tag", tag, "--hostname", f"load-{tag}"],
                               capture_output=True, text=True, timeout=120, check=True)
         assert json.loads(sent.stdout)["sent"] == 2000
-        from msib.loadgen import REMOTE_COUNTER
+        from msib.lab.loadgen import REMOTE_COUNTER
 
         deadline = time.monotonic() + 30
         counted: dict[str, Any] = {}
@@ -91,7 +91,8 @@ def test_firewall_forwards_its_own_syslog_to_the_collector() -> None:
 @pytest.mark.lab
 def test_firewall_syslog_reaches_the_siem_through_its_collector(
         deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any]) -> None:
-    from msib.delivery import LabSiemFiles, check_delivery, sources_from_inventory
+    from msib.delivery import check_delivery, sources_from_inventory
+    from msib.lab.delivery import LabSiemFiles
 
     result = run_deploy(inventory_dir, "pyinfra", limit="fw-ext-1", extra_vars=lab_vars)
     assert result.ok, result.to_json()

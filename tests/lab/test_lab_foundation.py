@@ -199,7 +199,7 @@ def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path
     try:
         other.up()
         assert [h["up"] for h in other.status()["hosts"]] == [True, True, True, True]
-        # the vendor firewall (msib.devsim) answers SSH on its management address like the rest
+        # the vendor firewall (msib.lab.devsim) answers SSH on its management address like the rest
         assert set(other.check().values()) == {"running"}
         proc = subprocess.run(other.ssh_argv("col-1", ["systemctl", "is-system-running"]),
                               capture_output=True, text=True, timeout=60)

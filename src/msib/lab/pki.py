@@ -13,7 +13,7 @@ Example:
     >>> siem.cert, siem.key, siem.created                                    # doctest: +SKIP
     (PosixPath('/var/lib/msib-lab/pki/siem.pem'), PosixPath('/var/lib/msib-lab/pki/siem.key'), True)
 
-Standalone: ``python -m msib.pki --dir DIR server siem --dns siem.lab.msib --ip 198.18.0.10``.
+Standalone: ``python -m msib.lab.pki --dir DIR server siem --dns siem.lab.msib --ip 198.18.0.10``.
 """
 
 from __future__ import annotations
@@ -374,8 +374,8 @@ def _ip_list(addresses: Iterable[str | IPAddress]) -> list[IPAddress]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m msib.pki`: make the lab CA and certificates from a shell (idempotent)."""
-    parser = argparse.ArgumentParser(prog="python -m msib.pki", description=__doc__.split("\n\n")[0])
+    """`python -m msib.lab.pki`: make the lab CA and certificates from a shell (idempotent)."""
+    parser = argparse.ArgumentParser(prog="python -m msib.lab.pki", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True, type=Path, help="CA directory (ca.pem, ca.key)")
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("ca", help="make (or keep) the CA only")
