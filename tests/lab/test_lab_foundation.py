@@ -222,7 +222,7 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
     crashed = Lab.from_files(site, state_dir=tmp_path / "state")
     try:
         crashed.up()
-        for pid in crashed._cgroup_procs():
+        for pid in crashed.runner.cgroup_procs():
             os.kill(pid, signal.SIGKILL)
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from msib.cli.console import console, out, print_json
+
+if TYPE_CHECKING:
+    from msib.lab import Lab
 
 lab_app = typer.Typer(help="The local lab: real Debian 12 hosts in network namespaces (systemd-nspawn).",
                       no_args_is_help=True)
@@ -24,7 +27,7 @@ LabPlanOpt = Annotated[
 DEFAULT_LAB_SITE = Path(os.environ.get("MSIB_LAB_SITE", "inventories/lab/site.yml"))
 
 
-def lab_from_files(site: Path, lab_dir: Path | None) -> Any:
+def lab_from_files(site: Path, lab_dir: Path | None) -> Lab:
     """The lab of site plan `site` (lab.yml beside it), state in `lab_dir` (default /var/lib/msib-lab)."""
     from msib.lab import Lab
 

@@ -24,7 +24,6 @@ import ipaddress
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from msib.errors import InputError
+from msib.fsutil import atomic_write
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,21 +66,6 @@ class IssuedCert:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` through a temp file in the same directory, with `mode` from the start."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -193,8 +178,8 @@ class LabCA:
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_atomic(key_path, _key_pem(key), 0o600)
-        _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(key_path, _key_pem(key), mode=0o600, make_parents=False)
+        atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644, make_parents=False)
         return cls(directory, cert, key)
 
     def _signed_by_me(self, cert: x509.Certificate) -> bool:
@@ -257,8 +242,8 @@ class LabCA:
                 x509.SubjectAlternativeName(_ordered(dns_names, ip_addresses)), critical=False
             )
         new = builder.sign(self._key, hashes.SHA256())
-        _write_atomic(key_path, _key_pem(key), 0o600)
-        _write_atomic(cert_path, new.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(key_path, _key_pem(key), mode=0o600, make_parents=False)
+        atomic_write(cert_path, new.public_bytes(serialization.Encoding.PEM), mode=0o644, make_parents=False)
         return IssuedCert(cert_path, key_path, created=True)
 
     def server_cert(

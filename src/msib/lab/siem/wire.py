@@ -242,6 +242,10 @@ def valid_agent_ip(value: str) -> bool:
 def parse_cdb(content: str) -> list[tuple[str, str]]:
     """Parse CDB list text (one `key:value` a line; a key holding `:` is double-quoted).
 
+    Written apart from the driver's :func:`msib.siem.base.decode_cdb` on purpose: the stand-in reads
+    what the driver sends as the SIEM would (every line, in order; no empty key), not with the
+    driver's own code, so that tests/test_siem_units.py checks one against the other.
+
     Raises:
         ValueError: naming the first bad line.
     """
