@@ -36,7 +36,7 @@ The SIEM side timestamps the arrivals of each run (a watcher reading the appende
 events/s is the rate between the 10 % and the 90 % marks of the run (steady state: the lab
 receiver flushes its file once a second, which would add up to 1 s to a first-to-last time), or
 received / (last - first) for a run that never reached its 90 % mark. Loss is counted by sequence number
-(msib.loadgen's counter), CPU of the relay's rsyslogd from /proc/<pid>/stat (utime + stime)
+(msib.lab.loadgen's counter), CPU of the relay's rsyslogd from /proc/<pid>/stat (utime + stime)
 before and after: milliseconds per 10k events.
 """
 
@@ -57,9 +57,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from msib.checks import rsyslog_action, rsyslog_action_queue  # noqa: E402
-from msib.delivery import load_result, send_load  # noqa: E402
 from msib.lab import Lab  # noqa: E402
-from msib.loadgen import REMOTE_COUNTER  # noqa: E402
+from msib.lab.delivery import load_result, send_load  # noqa: E402
+from msib.lab.loadgen import REMOTE_COUNTER  # noqa: E402
 
 COLLECTOR, COLLECTOR_LAN, FIREWALL, OBJECT = "col-ext-1", "198.18.32.10", "fw-ext-1", "obj-ext-1"
 IN_PORT, TCP_PORT, TLS_PORT = 10514, 10515, 10516
@@ -258,7 +258,7 @@ def main() -> int:
     if args.pin:
         if len(os.sched_getaffinity(0)) < 2:
             ap.error("--pin needs 2 CPUs")
-        os.sched_setaffinity(0, {0})  # inherited by the sender (msib.loadgen, started from here)
+        os.sched_setaffinity(0, {0})  # inherited by the sender (msib.lab.loadgen, started from here)
         AFFINITY.update({COLLECTOR: "1", "siem": "0"})
     lab = Lab.from_files(REPO / "inventories/lab/site.yml")
     siem = str(lab.spec.siem.address)

@@ -1,4 +1,8 @@
-"""Fixtures shared by every suite.
+"""Fixtures shared by every suite, and which suites a run collects.
+
+Plain `pytest` (or `pytest tests`) runs the unit suite only: tests/lab/ is collected when it is
+named on the command line (`pytest tests/lab/...`) or when MSIB_LAB_SUITES=1, which
+./scripts/test sets to run everything (as root).
 
 The lab is expensive to boot and cheap to share: the first test that needs it brings it up (or
 finds it already up) and the session tears it down at the end — unless it was up before the
@@ -15,6 +19,27 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_SITE = REPO / "inventories" / "lab" / "site.yml"
+LAB_SUITES = REPO / "tests" / "lab"
+
+
+def _lab_suites_asked(config: pytest.Config) -> bool:
+    """MSIB_LAB_SUITES=1, or tests/lab (or something in it) named on the command line."""
+    if os.environ.get("MSIB_LAB_SUITES") == "1":
+        return True
+    if config.args_source != pytest.Config.ArgsSource.ARGS:  # testpaths or the current directory
+        return False
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::", 1)[0]).resolve()
+        if path == LAB_SUITES or LAB_SUITES in path.parents:
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave the lab suites out of a run that did not ask for them (they need root and the lab)."""
+    if collection_path == LAB_SUITES and not _lab_suites_asked(config):
+        return True
+    return None
 
 
 def _require_root() -> None:

@@ -1,4 +1,4 @@
-"""Helpers for the device tests: the IOS simulator (msib.devsim) as a real subprocess on 127.0.0.1.
+"""Helpers for the device tests: the IOS simulator (msib.lab.devsim) as a real subprocess on 127.0.0.1.
 
 Secrets go to the simulator through its environment (never argv); it picks a free port itself
 (``--port 0``) and says which on stdout, so there is no race for a port.
@@ -36,7 +36,7 @@ class DevSim:
 
     def start(self, *, reload: bool = False, timeout: float = 15.0) -> DevSim:
         env = dict(os.environ, DEVSIM_PASSWORD=PASSWORD, DEVSIM_ENABLE=ENABLE)
-        args = [sys.executable, "-m", "msib.devsim", "--listen", LOCALHOST, "--port", str(self.port),
+        args = [sys.executable, "-m", "msib.lab.devsim", "--listen", LOCALHOST, "--port", str(self.port),
                 "--state", str(self.state), "--username", USERNAME, "--password-env", "DEVSIM_PASSWORD",
                 "--enable-env", "DEVSIM_ENABLE", "--hostname", self.hostname, "-v", *self.extra_args]
         if reload:

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import yaml
 
-from msib.pki import LabCA
+from msib.lab.pki import LabCA
+from msib.lab.siem.users import write_users_file
 from msib.secrets import Secret
 from msib.siem.credentials import Credentials
 from msib.siem.wazuh import RetryPolicy, WazuhDriver
-from msib.siemlab.users import write_users_file
 
 USER, PASSWORD = "msib-sync", "s3cret-Lab-pw"
 READONLY_USER, READONLY_PASSWORD = "auditor", "read-0nly-pw"
@@ -50,7 +50,7 @@ class LabSiem:
     def start(self) -> None:
         port = ["--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "msib.siemlab.api", *self.args, *port],
+            [sys.executable, "-m", "msib.lab.siem.api", *self.args, *port],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         line = _readline(self.proc, 20.0)

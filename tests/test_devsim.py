@@ -13,7 +13,7 @@ import pytest
 from netmiko import ConnectHandler
 
 from devsim_helpers import ENABLE, LOCALHOST, PASSWORD, USERNAME, DevSim
-from msib.devsim import CliSession, Device, Interface, type9_hash, type9_verify
+from msib.lab.devsim import CliSession, Device, Interface, type9_hash, type9_verify
 
 ERROR_PATTERN = r"^%.*$"
 
@@ -289,7 +289,7 @@ def test_secrets_come_from_the_environment_not_argv(sim: DevSim) -> None:
 def test_missing_secret_variable_exits_2(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "NO_SUCH_SECRET_VAR"}
     proc = subprocess.run(
-        [sys.executable, "-m", "msib.devsim", "--state", str(tmp_path / "s"), "--password-env",
+        [sys.executable, "-m", "msib.lab.devsim", "--state", str(tmp_path / "s"), "--password-env",
          "NO_SUCH_SECRET_VAR", "--enable-env", "NO_SUCH_SECRET_VAR"],
         env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2

@@ -85,7 +85,7 @@ def test_showrun_case(path: Path) -> None:
 
 def test_lines_netdev_would_send_reach_the_converged_state_when_applied_by_the_simulator() -> None:
     """What the op writes and what the fact reads back compare equal (the no-op is reliable)."""
-    from msib.devsim import CliSession, Device
+    from msib.lab.devsim import CliSession, Device
 
     dev = Device(hostname="r1")
     session = CliSession(dev, "t", privilege=15)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from msib.lab_mirror import Mirror, PackageProxy, render_config
+from msib.lab.mirror import Mirror, PackageProxy, render_config
 
 pytestmark = pytest.mark.skipif(not Path("/usr/sbin/nginx").exists(), reason="nginx not installed: run ./scripts/setup")
 

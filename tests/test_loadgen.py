@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from msib.loadgen import REMOTE_COUNTER, count_lines, frame, message, send, send_prebuilt
+from msib.lab.loadgen import REMOTE_COUNTER, count_lines, frame, message, send, send_prebuilt
 
 
 def _lines(seqs: list[int], tag: str = "r1") -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 
 from msib.errors import InputError
-from msib.pki import LabCA, main
+from msib.lab.pki import LabCA, main
 from siem_helpers import start_lab_siem
 
 

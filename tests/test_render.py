@@ -227,3 +227,32 @@ def test_guard_can_be_turned_off_only_by_the_role_flag() -> None:
     guards.check("nft_management", text, ctx)
     with pytest.raises(ValueError):
         guards.check("nope", text, ctx)
+
+
+# --- what the collector role adds for delivery (the lab test: tests/lab/test_delivery_role.py) ----
+
+
+def _delivery_ctx(**extra: Any) -> dict[str, Any]:
+    ctx: dict[str, Any] = render.context("collector", {**_host_vars("col-ext-1", "collector"), **extra})
+    return ctx
+
+
+def test_relp_listener_and_its_port_in_the_collector_table_follow_collector_relp_port() -> None:
+    conf = render.render("collector", "rsyslog.conf.j2", _delivery_ctx())
+    table = render.render("collector", "collector.nft.j2", _delivery_ctx())
+    assert 'input(type="imrelp" port="2514" ruleset="msib_remote"' in conf
+    assert "{ 514, 2514, 6514 }" in table
+    off = _delivery_ctx(collector_relp_port=None)
+    assert "imrelp" not in render.render("collector", "rsyslog.conf.j2", off)
+    assert "{ 514, 6514 }" in render.render("collector", "collector.nft.j2", off)
+
+
+def test_queue_counters_go_to_syslog_unless_turned_off() -> None:
+    assert 'module(load="impstats" interval="60"' in render.render("collector", "rsyslog.conf.j2", _delivery_ctx())
+    assert "impstats" not in render.render("collector", "rsyslog.conf.j2", _delivery_ctx(collector_stats_interval=0))
+
+
+def test_firewall_forwards_its_own_syslog_to_the_collector() -> None:
+    ctx = render.context("firewall", {**_delivery_ctx(), "msib_appliance": {"name": "fw-ext-1", "role": "firewall"}})
+    conf = render.render("firewall", "rsyslog.conf.j2", ctx)
+    assert 'target="198.18.47.10" port="514"' in conf and "*.*                     call msib_collector" in conf

@@ -250,7 +250,7 @@ def test_backoff_is_bounded(tmp_path: Path) -> None:
 
 
 def test_wrong_ca_fails_with_a_clear_message_and_exit_1(siem: LabSiem, tmp_path: Path) -> None:
-    from msib.pki import LabCA
+    from msib.lab.pki import LabCA
 
     other = LabCA.ensure(tmp_path / "other-ca")
     inv = _inv(siem, tmp_path / "inv")

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from msib.lab.siem.wire import parse_cdb
 from msib.secrets import Secret
 from msib.siem.base import decode_cdb, encode_cdb
 from msib.siem.sync import load_inventory, sync
 from msib.siem.wazuh import RetryPolicy
-from msib.siemlab.api import parse_cdb
 from siem_helpers import PASSWORD, appliance, obj, start_lab_siem, write_inventory
 
 

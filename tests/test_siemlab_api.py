@@ -43,7 +43,7 @@ def _add(c: httpx.Client, h: dict[str, str], name: str, ip: str = "10.0.0.1") ->
 
 
 def test_login_with_basic_auth_returns_a_jwt_living_900_s(siem: LabSiem) -> None:
-    from msib.siemlab.jwt import unverified_claims
+    from msib.siem.jwt import unverified_claims
 
     with siem.http() as c:
         r = c.post("/security/user/authenticate", auth=(USER, PASSWORD))

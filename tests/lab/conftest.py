@@ -55,8 +55,8 @@ def inventory_dir(deploy_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def lab_vars(deploy_lab: Lab) -> dict[str, Any]:
-    """Role variables of the lab: the lab CA and one certificate per collector (msib.pki)."""
-    from msib.siemlab.host import lab_role_vars
+    """Role variables of the lab: the lab CA and one certificate per collector (msib.lab.pki)."""
+    from msib.lab.siem.host import lab_role_vars
 
     return dict(lab_role_vars(deploy_lab))
 

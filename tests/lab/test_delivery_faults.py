@@ -27,9 +27,9 @@ import pytest
 
 from conftest import REPO, ssh
 from msib import render
-from msib.delivery import count_at_siem, load_result, send_load, wait_for_count
 from msib.deploy import run_deploy
 from msib.lab import Lab
+from msib.lab.delivery import count_at_siem, load_result, send_load, wait_for_count
 
 pytestmark = pytest.mark.lab
 
@@ -285,7 +285,7 @@ def test_full_disk_queue_discards_the_newest_and_says_so(
 def test_siem_certificate_of_the_wrong_ca_or_name_is_refused_and_logged(
         deploy_lab: Lab, converged_collector: Path, lab_vars: dict[str, Any], tmp_path: Path, fault: str) -> None:
     from msib.deploy import load_inventory
-    from msib.pki import LabCA
+    from msib.lab.pki import LabCA
 
     if fault == "wrong_ca":
         other = LabCA.ensure(tmp_path / "other-ca")

@@ -1,6 +1,7 @@
-"""What the collector role adds for delivery: a RELP listener for objects, queue counters never silent.
+"""What the collector role adds for delivery, on the lab: objects over RELP, queue counters logged.
 
-The lab test runs on col-ext-1 (the external circuit), deployed with the lab's variables.
+The tests run on col-ext-1 and fw-ext-1 (the external circuit), deployed with the lab's
+variables; what the templates render for it is tested without a lab in tests/test_render.py.
 """
 
 from __future__ import annotations
@@ -15,35 +16,9 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO, ssh
-from msib import render
+from conftest import ssh
 from msib.deploy import run_deploy
 from msib.lab import Lab
-
-
-def _ctx(**extra: Any) -> dict[str, Any]:
-    from contract_inventory import contract_hosts
-
-    inv = contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))["all"]
-    hv = {**inv["vars"], **inv["children"]["collector"]["hosts"]["col-ext-1"],
-          "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki", **extra}
-    ctx: dict[str, Any] = render.context("collector", hv)
-    return ctx
-
-
-def test_relp_listener_and_its_port_in_the_collector_table_follow_collector_relp_port() -> None:
-    conf = render.render("collector", "rsyslog.conf.j2", _ctx())
-    table = render.render("collector", "collector.nft.j2", _ctx())
-    assert 'input(type="imrelp" port="2514" ruleset="msib_remote"' in conf
-    assert "{ 514, 2514, 6514 }" in table
-    off = _ctx(collector_relp_port=None)
-    assert "imrelp" not in render.render("collector", "rsyslog.conf.j2", off)
-    assert "{ 514, 6514 }" in render.render("collector", "collector.nft.j2", off)
-
-
-def test_queue_counters_go_to_syslog_unless_turned_off() -> None:
-    assert 'module(load="impstats" interval="60"' in render.render("collector", "rsyslog.conf.j2", _ctx())
-    assert "impstats" not in render.render("collector", "rsyslog.conf.j2", _ctx(collector_stats_interval=0))
 
 
 @pytest.mark.lab
@@ -55,12 +30,12 @@ def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
         assert result.ok, result.to_json()
         tag = f"relprole{uuid.uuid4().hex[:10]}"
         netns = deploy_lab.host("obj-ext-1").netns(deploy_lab.spec.name)
-        sent = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m", "msib.loadgen", "send",
+        sent = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-m", "msib.lab.loadgen", "send",
                                "--transport", "relp", "--host", "198.18.32.10", "--port", "2514", "--count", "2000",
                                "--rate", "5000", "--tag", tag, "--hostname", f"load-{tag}"],
                               capture_output=True, text=True, timeout=120, check=True)
         assert json.loads(sent.stdout)["sent"] == 2000
-        from msib.loadgen import REMOTE_COUNTER
+        from msib.lab.loadgen import REMOTE_COUNTER
 
         deadline = time.monotonic() + 30
         counted: dict[str, Any] = {}
@@ -82,16 +57,11 @@ def test_object_over_relp_reaches_the_siem_and_queue_counters_are_logged(
         assert run_deploy(inventory_dir, "pyinfra", limit="col-ext-1", extra_vars=lab_vars).ok
 
 
-def test_firewall_forwards_its_own_syslog_to_the_collector() -> None:
-    ctx = render.context("firewall", {**_ctx(), "msib_appliance": {"name": "fw-ext-1", "role": "firewall"}})
-    conf = render.render("firewall", "rsyslog.conf.j2", ctx)
-    assert 'target="198.18.47.10" port="514"' in conf and "*.*                     call msib_collector" in conf
-
-
 @pytest.mark.lab
 def test_firewall_syslog_reaches_the_siem_through_its_collector(
         deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any]) -> None:
-    from msib.delivery import LabSiemFiles, check_delivery, sources_from_inventory
+    from msib.delivery import check_delivery, sources_from_inventory
+    from msib.lab.delivery import LabSiemFiles
 
     result = run_deploy(inventory_dir, "pyinfra", limit="fw-ext-1", extra_vars=lab_vars)
     assert result.ok, result.to_json()

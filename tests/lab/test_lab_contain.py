@@ -1,7 +1,7 @@
 """msib contain on the lab: the object obj-int-1 (198.18.16.100) is blocked on fw-int-1 (nftables),
 its packets are dropped by the containment rules (counted), the block expires by itself, release
 restores traffic, and protected addresses are refused with nothing changed. The vendor part runs on
-a small lab of its own (a simulated IOS firewall, msib.devsim) booted beside the shared one.
+a small lab of its own (a simulated IOS firewall, msib.lab.devsim) booted beside the shared one.
 
 Only lab addresses (198.18.0.0/15) are ever sent to. Never `msib lab up/down` on the shared lab.
 """

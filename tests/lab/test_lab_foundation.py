@@ -199,7 +199,7 @@ def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path
     try:
         other.up()
         assert [h["up"] for h in other.status()["hosts"]] == [True, True, True, True]
-        # the vendor firewall (msib.devsim) answers SSH on its management address like the rest
+        # the vendor firewall (msib.lab.devsim) answers SSH on its management address like the rest
         assert set(other.check().values()) == {"running"}
         proc = subprocess.run(other.ssh_argv("col-1", ["systemctl", "is-system-running"]),
                               capture_output=True, text=True, timeout=60)
@@ -222,7 +222,7 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
     crashed = Lab.from_files(site, state_dir=tmp_path / "state")
     try:
         crashed.up()
-        for pid in crashed._cgroup_procs():
+        for pid in crashed.runner.cgroup_procs():
             os.kill(pid, signal.SIGKILL)
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):

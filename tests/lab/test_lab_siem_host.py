@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from msib.lab import Lab
-from msib.pki import LabCA
-from msib.siemlab.host import EVENTS_DIR, endpoints
+from msib.lab.pki import LabCA
+from msib.lab.siem.host import EVENTS_DIR, endpoints
 
 pytestmark = pytest.mark.lab
 

@@ -37,7 +37,7 @@ from msib.errors import InputError, SiemError
 from msib.secrets import Secret
 from msib.siem.base import Agent, RequestCounts, RequestKind, SiemDriver, decode_cdb, encode_cdb
 from msib.siem.credentials import Credentials
-from msib.siemlab.jwt import unverified_claims
+from msib.siem.jwt import unverified_claims
 
 log = logging.getLogger(__name__)
 

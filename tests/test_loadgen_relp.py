@@ -10,7 +10,7 @@ import socket
 import threading
 from collections import Counter
 
-from msib.loadgen import _RelpReader, count_lines, relp_frame, send_relp
+from msib.lab.loadgen import _RelpReader, count_lines, relp_frame, send_relp
 
 
 class _RelpServer:

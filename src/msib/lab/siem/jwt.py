@@ -15,6 +15,8 @@ import json
 import time
 from typing import Any
 
+from msib.siem.jwt import b64url_decode
+
 
 class InvalidToken(Exception):
     """The token is malformed, forged, not yet valid or expired."""
@@ -22,10 +24,6 @@ class InvalidToken(Exception):
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def encode(claims: dict[str, Any], key: bytes) -> str:
@@ -46,9 +44,9 @@ def decode(token: str, key: bytes, now: float | None = None) -> dict[str, Any]:
     if len(parts) != 3:
         raise InvalidToken("not a JWT")
     try:
-        header = json.loads(_unb64(parts[0]))
-        claims = json.loads(_unb64(parts[1]))
-        signature = _unb64(parts[2])
+        header = json.loads(b64url_decode(parts[0]))
+        claims = json.loads(b64url_decode(parts[1]))
+        signature = b64url_decode(parts[2])
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidToken("malformed JWT") from exc
     if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
@@ -66,11 +64,3 @@ def decode(token: str, key: bytes, now: float | None = None) -> dict[str, Any]:
         raise InvalidToken("not yet valid")
     return claims
 
-
-def unverified_claims(token: str) -> dict[str, Any]:
-    """The claims of `token` without checking anything (a client reading its own token's `exp`)."""
-    try:
-        claims = json.loads(_unb64(token.split(".")[1]))
-    except (IndexError, ValueError, UnicodeDecodeError):
-        return {}
-    return claims if isinstance(claims, dict) else {}

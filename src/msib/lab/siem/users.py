@@ -7,7 +7,7 @@ The file (mode 0600) looks like::
 Roles, after Wazuh's RBAC defaults: `administrator` may do everything, `readonly` only GET.
 Passwords never appear in the file, in argv or in a log.
 
-Standalone: ``MSIB_SIEM_PASSWORD=... python -m msib.siemlab.users FILE USER [--role readonly]``
+Standalone: ``MSIB_SIEM_PASSWORD=... python -m msib.lab.siem.users FILE USER [--role readonly]``
 (or the password on stdin) adds or replaces one user.
 """
 
@@ -21,13 +21,13 @@ import json
 import os
 import secrets
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, cast
 
 from msib.errors import InputError
+from msib.fsutil import atomic_write
 from msib.secrets import Secret
 
 Role = Literal["administrator", "readonly"]
@@ -103,20 +103,12 @@ def write_users_file(path: str | Path, users: Mapping[str, tuple[Secret | str, R
     path = Path(path)
     data = {"users": {name: {"password": hash_password(pw, iterations), "role": role}
                       for name, (pw, role) in users.items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=2), mode=0o600, make_parents=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Add or replace one user in a users file; the password comes from the environment or stdin."""
-    parser = argparse.ArgumentParser(prog="python -m msib.siemlab.users")
+    parser = argparse.ArgumentParser(prog="python -m msib.lab.siem.users")
     parser.add_argument("file", type=Path)
     parser.add_argument("user")
     parser.add_argument("--role", choices=ROLES, default="administrator")
@@ -131,11 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.file.exists():
         existing = json.loads(args.file.read_text(encoding="utf-8")).get("users", {})
     existing[args.user] = {"password": hash_password(password), "role": args.role}
-    fd, tmp = tempfile.mkstemp(dir=args.file.parent, prefix=f".{args.file.name}.")
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump({"users": existing}, fh, indent=2)
-    os.replace(tmp, args.file)
+    atomic_write(args.file, json.dumps({"users": existing}, indent=2), mode=0o600, make_parents=False)
     print(f"user {args.user} ({args.role}) written to {args.file}")
     return 0
 

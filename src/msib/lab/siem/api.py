@@ -23,7 +23,7 @@ requests received since start: `read` (GET), `write` (POST/PUT/DELETE other than
 
 Run it standalone::
 
-    python -m msib.siemlab.api --listen 198.18.0.10 --port 55000 --state /var/lib/msib-siemlab \\
+    python -m msib.lab.siem.api --listen 198.18.0.10 --port 55000 --state /var/lib/msib-siemlab \\
         --cert siem.pem --key siem.key --users-file users.json
 """
 
@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import datetime as dt
-import ipaddress
 import json
 import os
 import re
@@ -44,42 +42,52 @@ import ssl
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
-from http import HTTPStatus
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from msib.errors import InputError
-from msib.siemlab import jwt
-from msib.siemlab.store import AgentRow, DuplicateName, Store
-from msib.siemlab.users import User, load_users
-
-LIMIT_MAX = 100_000
-LIMIT_DEFAULT = 500
-AGENT_STATUSES = ("active", "pending", "never_connected", "disconnected")
-AGENT_FIELDS = (
-    "id", "name", "ip", "registerIP", "status", "dateAdd", "lastKeepAlive", "node_name", "manager",
-    "group", "group_config_status", "version",
+from msib.lab.siem import jwt
+from msib.lab.siem.store import AgentRow, DuplicateName, Store
+from msib.lab.siem.users import User, load_users
+from msib.lab.siem.wire import (
+    AGENT_ERRORS,
+    AGENT_FIELDS,
+    LIMIT_DEFAULT,
+    LIMIT_MAX,
+    ApiError,
+    Counters,
+    RateLimiter,
+    Response,
+    check_params,
+    failures,
+    haystack,
+    iso,
+    json_response,
+    param_bool,
+    param_duration,
+    param_ids,
+    param_int,
+    param_statuses,
+    parse_cdb,
+    sort_agents,
+    valid_agent_ip,
 )
-COMMON_PARAMS = frozenset({"pretty", "wait_for_complete"})
+
 _NAME_RE = re.compile(r"^[\w.-]+$", re.ASCII)
 _LIST_NAME_RE = re.compile(r"^[\w.-]+$", re.ASCII)
-_DURATION_RE = re.compile(r"^(\d+)([smhdw]?)$")
-_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 MANAGER_KEEPALIVE = "9999-12-31T23:59:59+00:00"
 
 
-# --- configuration, errors, responses ---------------------------------------------------------
+# --- configuration ----------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Config:
-    """Settings of one lab SIEM API server (the CLI flags of ``python -m msib.siemlab.api``)."""
+    """Settings of one lab SIEM API server (the CLI flags of ``python -m msib.lab.siem.api``)."""
 
     state: Path
     cert: Path
@@ -96,169 +104,8 @@ class Config:
     quiet: bool = False
 
 
-class ApiError(Exception):
-    """An error answer in Wazuh's shape."""
-
-    def __init__(self, status: int, detail: str, code: int | None = None, remediation: str | None = None,
-                 title: str | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.code = status if code is None else code
-        self.remediation = remediation
-        self.title = title or HTTPStatus(status).phrase
-
-    def body(self) -> dict[str, Any]:
-        """The JSON body: title, detail, (remediation,) error."""
-        out: dict[str, Any] = {"title": self.title, "detail": self.detail}
-        if self.remediation:
-            out["remediation"] = self.remediation
-        out["error"] = self.code
-        return out
-
-
-@dataclass
-class Response:
-    """What the handler sends back."""
-
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json(data: Any, status: int = 200, pretty: bool = False) -> Response:
-    text = json.dumps(data, indent=4 if pretty else None, separators=None if pretty else (",", ":"))
-    return Response(status, text.encode())
-
-
-def _iso(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(microsecond=0).isoformat()
-
-
-# --- rate limit and counters ------------------------------------------------------------------
-
-
-class RateLimiter:
-    """Wazuh's per-minute limit: a window opens with the first request after the last reset."""
-
-    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window, self._clock = limit, window, clock
-        self._lock = threading.Lock()
-        self._start = 0.0
-        self._count = 0
-
-    def allow(self) -> bool:
-        """Count one request; False when it is over the limit of the current window."""
-        with self._lock:
-            now = self._clock()
-            if now - self._start >= self.window:
-                self._start, self._count = now, 0
-            self._count += 1
-            return self._count <= self.limit
-
-
-class Counters:
-    """Requests received (by kind) and answers sent (by status), since the server started."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: Counter[str] = Counter()
-        self.statuses: Counter[str] = Counter()
-
-    def request(self, kind: str) -> None:
-        with self._lock:
-            self.requests[kind] += 1
-            self.requests["total"] += 1
-
-    def status(self, status: int) -> None:
-        with self._lock:
-            self.statuses[str(status)] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            reqs = {k: self.requests.get(k, 0) for k in ("read", "write", "login", "total")}
-            return {"requests": reqs, "responses": dict(sorted(self.statuses.items()))}
-
 
 # --- the application --------------------------------------------------------------------------
-
-
-def _bool(name: str, value: str) -> bool:
-    low = value.lower()
-    if low in ("", "true", "1"):
-        return True
-    if low in ("false", "0"):
-        return False
-    raise ApiError(400, f"'{value}' is not of type 'boolean' - '{name}'")
-
-
-def _int(name: str, value: str, minimum: int, maximum: int | None = None) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise ApiError(400, f"'{value}' is not of type 'integer' - '{name}'") from None
-    if number < minimum:
-        raise ApiError(400, f"{number} is less than the minimum of {minimum} - '{name}'")
-    if maximum is not None and number > maximum:
-        raise ApiError(400, f"{number} is greater than the maximum of {maximum} - '{name}'")
-    return number
-
-
-def _duration(name: str, value: str) -> float:
-    m = _DURATION_RE.match(value)
-    if not m:
-        raise ApiError(400, f"'{value}' does not match '^\\d+[smhdw]?$' - '{name}'")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
-def _ids(value: str) -> list[str]:
-    out: list[str] = []
-    for raw in value.split(","):
-        raw = raw.strip()
-        if not raw.isdigit() or len(raw) > 9:
-            raise ApiError(400, f"'{raw}' does not match '^[0-9]{{3,}}$' - 'agents_list'")
-        norm = f"{int(raw):03d}"
-        if norm not in out:
-            out.append(norm)
-    return out
-
-
-def _statuses(value: str) -> set[str]:
-    wanted = {s.strip() for s in value.split(",") if s.strip()}
-    bad = wanted - {*AGENT_STATUSES, "all"}
-    if not wanted or bad:
-        raise ApiError(400, f"'{value}' is not a valid status - 'status'",
-                       remediation=f"use all or any of {', '.join(AGENT_STATUSES)}")
-    return wanted
-
-
-def _check_params(query: dict[str, str], allowed: AbstractSet[str], unimplemented: AbstractSet[str] = frozenset()
-                  ) -> None:
-    extra = sorted(set(query) - allowed - unimplemented - COMMON_PARAMS)
-    if extra:
-        raise ApiError(400, f"Extra query parameter(s) {', '.join(extra)} not in spec")
-    lab_missing = sorted(set(query) & unimplemented)
-    if lab_missing:
-        raise ApiError(400, f"query parameter(s) {', '.join(lab_missing)} exist in the Wazuh API but are "
-                            "not implemented by the msib lab SIEM", remediation="see docs/siem.md")
-
-
-def _failed(groups: dict[int, list[str]], messages: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
-    out = []
-    for code, ids in groups.items():
-        message, remediation = messages[code]
-        out.append({"error": {"code": code, "message": message, "remediation": remediation}, "id": ids})
-    return out
-
-
-_AGENT_ERRORS = {
-    1701: ("Agent does not exist", "Please, use `GET /agents?select=id,name` to find all available agents"),
-    1703: ("Action not available for Manager (agent 000)",
-           "Please, use `GET /agents?select=id,name` to find all available agents and make sure you select "
-           "an agent other than 000"),
-    1731: ("", "Please, make sure the agent meets the requirements."),
-}
 
 
 class SiemLab:
@@ -310,14 +157,14 @@ class SiemLab:
         try:
             raw_query = parse_qs(parts.query, keep_blank_values=True)
             query = {k: v[-1] for k, v in raw_query.items()}
-            pretty = "pretty" in query and _bool("pretty", query["pretty"])
+            pretty = "pretty" in query and param_bool("pretty", query["pretty"])
             if not self.limiter.allow():
                 raise ApiError(429, "Maximum number of requests per minute reached", 6001,
                                "This limit can be changed in api.yaml (access.max_request_per_minute)",
                                title="Too Many Requests")
             return self._route(method, path, query, headers, body, client, pretty)
         except ApiError as err:
-            return _json(err.body(), err.status)
+            return json_response(err.body(), err.status)
 
     def _route(self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes,
                client: str, pretty: bool) -> Response:
@@ -354,7 +201,7 @@ class SiemLab:
 
     def _lab(self, method: str, path: str) -> Response:
         if path != "/msib-lab/stats" or method != "GET":
-            return _json(ApiError(404, "no such lab-only endpoint").body(), 404)
+            return json_response(ApiError(404, "no such lab-only endpoint").body(), 404)
         data = self.counters.snapshot()
         data.update({
             "lab_only": "msib lab SIEM counters: not part of the Wazuh API",
@@ -362,13 +209,13 @@ class SiemLab:
             "rate_limit": {"max_requests_per_minute": self.config.max_requests_per_minute,
                            "window_seconds": self.config.rate_window},
         })
-        return _json(data)
+        return json_response(data)
 
     # --- security -------------------------------------------------------------------------------
 
     def _login(self, query: dict[str, str], headers: dict[str, str]) -> Response:
-        _check_params(query, {"raw"})
-        raw = "raw" in query and _bool("raw", query["raw"])
+        check_params(query, {"raw"})
+        raw = "raw" in query and param_bool("raw", query["raw"])
         auth = headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         if scheme.lower() != "basic" or not value:
@@ -388,7 +235,7 @@ class SiemLab:
         }, self.jwt_key)
         if raw:
             return Response(200, token.encode(), "text/plain")
-        return _json({"data": {"token": token}, "error": 0})
+        return json_response({"data": {"token": token}, "error": 0})
 
     def _authorize(self, headers: dict[str, str]) -> User:
         auth = headers.get("authorization", "")
@@ -405,9 +252,9 @@ class SiemLab:
         return user
 
     def _info(self, query: dict[str, str], pretty: bool) -> Response:
-        _check_params(query, set())
-        return _json({"data": {"title": "Wazuh API REST (msib lab SIEM stand-in)", "api_version": "4",
-                               "hostname": self.config.manager_name, "timestamp": _iso(self.clock())},
+        check_params(query, set())
+        return json_response({"data": {"title": "Wazuh API REST (msib lab SIEM stand-in)", "api_version": "4",
+                               "hostname": self.config.manager_name, "timestamp": iso(self.clock())},
                       "error": 0}, pretty=pretty)
 
     # --- agents ---------------------------------------------------------------------------------
@@ -415,18 +262,18 @@ class SiemLab:
     def _manager(self) -> dict[str, Any]:
         return {
             "id": "000", "name": self.config.manager_name, "ip": "127.0.0.1", "registerIP": "127.0.0.1",
-            "status": "active", "dateAdd": _iso(self.started), "lastKeepAlive": MANAGER_KEEPALIVE,
+            "status": "active", "dateAdd": iso(self.started), "lastKeepAlive": MANAGER_KEEPALIVE,
             "node_name": "node01", "manager": self.config.manager_name, "version": "msib-siemlab",
         }
 
     def _agent(self, row: AgentRow) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": f"{row.id:03d}", "name": row.name, "ip": row.ip, "registerIP": row.register_ip,
-            "status": row.status, "dateAdd": _iso(row.date_add), "node_name": "node01",
+            "status": row.status, "dateAdd": iso(row.date_add), "node_name": "node01",
             "manager": self.config.manager_name, "group": ["default"], "group_config_status": "not synced",
         }
         if row.last_keepalive is not None:
-            out["lastKeepAlive"] = _iso(row.last_keepalive)
+            out["lastKeepAlive"] = iso(row.last_keepalive)
         return out
 
     def _reference_time(self, agent: dict[str, Any], rows: dict[str, AgentRow]) -> float:
@@ -436,15 +283,15 @@ class SiemLab:
         return row.last_keepalive if row.last_keepalive is not None else row.date_add
 
     def _list_agents(self, query: dict[str, str], pretty: bool) -> Response:
-        _check_params(
+        check_params(
             query,
             {"agents_list", "offset", "limit", "select", "sort", "search", "status", "older_than", "name", "ip",
              "registerIP", "node_name"},
             {"q", "os.platform", "os.version", "os.name", "manager", "version", "group", "group_config_status",
              "distinct"},
         )
-        offset = _int("offset", query.get("offset", "0"), 0)
-        limit = _int("limit", query.get("limit", str(LIMIT_DEFAULT)), 1, LIMIT_MAX)
+        offset = param_int("offset", query.get("offset", "0"), 0)
+        limit = param_int("limit", query.get("limit", str(LIMIT_DEFAULT)), 1, LIMIT_MAX)
         select = [s.strip() for s in query["select"].split(",") if s.strip()] if "select" in query else None
         if select is not None:
             bad = [s for s in select if s not in AGENT_FIELDS]
@@ -455,18 +302,18 @@ class SiemLab:
         agents = [self._manager()] + [self._agent(r) for r in rows.values()]
         failed: dict[int, list[str]] = {}
         if "agents_list" in query:
-            wanted = _ids(query["agents_list"])
+            wanted = param_ids(query["agents_list"])
             known = {a["id"] for a in agents}
             failed_ids = [i for i in wanted if i not in known]
             if failed_ids:
                 failed[1701] = failed_ids
             agents = [a for a in agents if a["id"] in wanted]
         if "status" in query:
-            statuses = _statuses(query["status"])
+            statuses = param_statuses(query["status"])
             if "all" not in statuses:
                 agents = [a for a in agents if a["status"] in statuses]
         if "older_than" in query:
-            limit_s = _duration("older_than", query["older_than"])
+            limit_s = param_duration("older_than", query["older_than"])
             now = self.clock()
             agents = [a for a in agents if now - self._reference_time(a, rows) >= limit_s]
         for exact in ("name", "ip", "registerIP", "node_name"):
@@ -476,15 +323,15 @@ class SiemLab:
             term = query["search"]
             negate = term.startswith("-")
             term = (term[1:] if negate else term).lower()
-            agents = [a for a in agents if (term in _haystack(a)) != negate]
+            agents = [a for a in agents if (term in haystack(a)) != negate]
         if "sort" in query:
-            agents = _sorted(agents, query["sort"])
+            agents = sort_agents(agents, query["sort"])
         total = len(agents)
         page = agents[offset: offset + limit]
         if select is not None:
             fields = ["id", *[s for s in select if s != "id"]]
             page = [{k: a[k] for k in fields if k in a} for a in page]
-        failed_items = _failed(failed, _AGENT_ERRORS)
+        failed_items = failures(failed, AGENT_ERRORS)
         n_failed = sum(len(v) for v in failed.values())
         if n_failed and total:
             message, error = "Some agents information was not returned", 1
@@ -494,13 +341,13 @@ class SiemLab:
             message, error = "All selected agents information was returned", 0
         else:
             message, error = "No agent information was returned", 0
-        return _json({"data": {"affected_items": page, "total_affected_items": total,
+        return json_response({"data": {"affected_items": page, "total_affected_items": total,
                                "total_failed_items": n_failed, "failed_items": failed_items},
                       "message": message, "error": error}, pretty=pretty)
 
     def _add_agent(self, query: dict[str, str], headers: dict[str, str], body: bytes, client: str,
                    pretty: bool) -> Response:
-        _check_params(query, set())
+        check_params(query, set())
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
             raise ApiError(406, "The body type is not the one specified in the content-type", 6002)
@@ -522,16 +369,16 @@ class SiemLab:
         if not _NAME_RE.match(name):
             raise ApiError(400, f"'{name}' does not match '^[\\w.\\-]+$' - 'name'")
         ip = data.get("ip", client)
-        if not isinstance(ip, str) or not _valid_agent_ip(ip):
+        if not isinstance(ip, str) or not valid_agent_ip(ip):
             raise ApiError(400, f"'{ip}' is not a 'ip' - 'ip'")
         try:
             row = self.store.add_agent(name, ip)
         except DuplicateName:
             raise ApiError(400, f"Duplicate agent name: {name}", 1705, "Please choose another name") from None
-        return _json({"data": {"id": f"{row.id:03d}", "key": row.key}, "error": 0}, pretty=pretty)
+        return json_response({"data": {"id": f"{row.id:03d}", "key": row.key}, "error": 0}, pretty=pretty)
 
     def _delete_agents(self, query: dict[str, str], pretty: bool) -> Response:
-        _check_params(
+        check_params(
             query, {"agents_list", "status", "older_than", "purge"},
             {"q", "os.platform", "os.version", "os.name", "manager", "version", "group", "node_name", "name", "ip",
              "registerIP"},
@@ -539,12 +386,12 @@ class SiemLab:
         for required in ("agents_list", "status"):
             if required not in query:
                 raise ApiError(400, f"Missing query parameter '{required}'")
-        purge = "purge" in query and _bool("purge", query["purge"])
+        purge = "purge" in query and param_bool("purge", query["purge"])
         older_than = query.get("older_than", "7d")
-        min_age = _duration("older_than", older_than)
-        statuses = _statuses(query["status"])
+        min_age = param_duration("older_than", older_than)
+        statuses = param_statuses(query["status"])
         rows = {f"{r.id:03d}": r for r in self.store.agents()}
-        wanted = list(rows) if query["agents_list"].strip() == "all" else _ids(query["agents_list"])
+        wanted = list(rows) if query["agents_list"].strip() == "all" else param_ids(query["agents_list"])
         now = self.clock()
         failed: dict[int, list[str]] = {}
         deleted: list[str] = []
@@ -562,10 +409,10 @@ class SiemLab:
                 continue
             deleted.append(agent_id)
         self.store.remove_agents([int(i) for i in deleted], purge)
-        messages = dict(_AGENT_ERRORS)
+        messages = dict(AGENT_ERRORS)
         messages[1731] = (
             f"Agent is not eligible for removal: The agent has a status different to '{query['status']}' or "
-            f"the time frame 'older_than: {older_than}' does not match", _AGENT_ERRORS[1731][1])
+            f"the time frame 'older_than: {older_than}' does not match", AGENT_ERRORS[1731][1])
         n_failed = sum(len(v) for v in failed.values())
         if not n_failed:
             message, error = "All selected agents were deleted", 0
@@ -573,8 +420,8 @@ class SiemLab:
             message, error = "Some agents were not deleted", 1
         else:
             message, error = "No agents were deleted", 2
-        return _json({"data": {"affected_items": deleted, "total_affected_items": len(deleted),
-                               "total_failed_items": n_failed, "failed_items": _failed(failed, messages),
+        return json_response({"data": {"affected_items": deleted, "total_affected_items": len(deleted),
+                               "total_failed_items": n_failed, "failed_items": failures(failed, messages),
                                "older_than": older_than},
                       "message": message, "error": error}, pretty=pretty)
 
@@ -586,9 +433,9 @@ class SiemLab:
             raise ApiError(400, f"'{name}' does not match '^[\\w.\\-]+$' - 'filename'")
 
     def _get_list(self, name: str, query: dict[str, str], pretty: bool) -> Response:
-        _check_params(query, {"raw"}, {"relative_dirname"})
+        check_params(query, {"raw"}, {"relative_dirname"})
         self._list_name(name)
-        raw = "raw" in query and _bool("raw", query["raw"])
+        raw = "raw" in query and param_bool("raw", query["raw"])
         content = self.store.get_list(name)
         if content is None:
             raise ApiError(404, "Lists file not found", 1802,
@@ -597,15 +444,15 @@ class SiemLab:
         if raw:
             return Response(200, content.encode(), "text/plain")
         items = [{"key": k, "value": v} for k, v in parse_cdb(content)]
-        return _json({"data": {"affected_items": items, "total_affected_items": len(items),
+        return json_response({"data": {"affected_items": items, "total_affected_items": len(items),
                                "total_failed_items": 0, "failed_items": []},
                       "message": "Specified CDB list was returned", "error": 0}, pretty=pretty)
 
     def _put_list(self, name: str, query: dict[str, str], headers: dict[str, str], body: bytes,
                   pretty: bool) -> Response:
-        _check_params(query, {"overwrite"}, {"relative_dirname"})
+        check_params(query, {"overwrite"}, {"relative_dirname"})
         self._list_name(name)
-        overwrite = "overwrite" in query and _bool("overwrite", query["overwrite"])
+        overwrite = "overwrite" in query and param_bool("overwrite", query["overwrite"])
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/octet-stream":
             raise ApiError(406, "The body type is not the one specified in the content-type", 6002)
@@ -622,77 +469,21 @@ class SiemLab:
         if not self.store.put_list(name, content, overwrite):
             raise ApiError(400, "File could not be updated, it already exists", 1905,
                            "Please, provide a different file or set overwrite=True to overwrite actual file")
-        return _json({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
+        return json_response({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
                                "failed_items": []},
                       "message": "CDB list file uploaded successfully", "error": 0}, pretty=pretty)
 
     def _delete_list(self, name: str, query: dict[str, str], pretty: bool) -> Response:
-        _check_params(query, set(), {"relative_dirname"})
+        check_params(query, set(), {"relative_dirname"})
         self._list_name(name)
         if not self.store.delete_list(name):
             raise ApiError(404, "File does not exist", 1906,
                            "Please, provide a different file or make sure provided file path is correct",
                            title="Resource Not Found")
-        return _json({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
+        return json_response({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
                                "failed_items": []},
                       "message": "CDB list file was successfully deleted", "error": 0}, pretty=pretty)
 
-
-def _haystack(agent: dict[str, Any]) -> str:
-    parts: list[str] = []
-    for value in agent.values():
-        parts.extend(value if isinstance(value, list) else [value])
-    return "\x00".join(str(p).lower() for p in parts)
-
-
-def _sorted(agents: list[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
-    keys: list[tuple[str, bool]] = []
-    for raw in spec.split(","):
-        raw = raw.strip()
-        desc = raw.startswith("-")
-        fname = raw.lstrip("+-")
-        if fname not in AGENT_FIELDS:
-            raise ApiError(400, f"Not a valid sort field: {fname}", 1403, "Please, use only allowed sort fields")
-        keys.append((fname, desc))
-    out = list(agents)
-    for fname, desc in reversed(keys):
-        out.sort(key=lambda a: str(a.get(fname, "")), reverse=desc)
-    return out
-
-
-def _valid_agent_ip(value: str) -> bool:
-    if value == "any":
-        return True
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return True
-
-
-def parse_cdb(content: str) -> list[tuple[str, str]]:
-    """Parse CDB list text (one `key:value` a line; a key holding `:` is double-quoted).
-
-    Raises:
-        ValueError: naming the first bad line.
-    """
-    out: list[tuple[str, str]] = []
-    for number, line in enumerate(content.splitlines(), 1):
-        if not line.strip():
-            continue
-        if line.startswith('"'):
-            end = line.find('"', 1)
-            if end < 0 or line[end + 1: end + 2] not in (":", ""):
-                raise ValueError(f"line {number}: unterminated quoted key")
-            key, value = line[1:end], line[end + 2:]
-        else:
-            key, sep, value = line.partition(":")
-            if not sep:
-                raise ValueError(f"line {number}: no ':' between key and value")
-        if not key:
-            raise ValueError(f"line {number}: empty key")
-        out.append((key, value))
-    return out
 
 
 # --- HTTP(S) ----------------------------------------------------------------------------------
@@ -728,19 +519,19 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length = -1
         if length < 0:
-            self._send(_json(ApiError(400, "bad Content-Length").body(), 400), close=True)
+            self._send(json_response(ApiError(400, "bad Content-Length").body(), 400), close=True)
             return
         if length > app.config.max_upload_size:
             app.counters.request("write")
             err = ApiError(413, f"The request body is larger than max_upload_size ({app.config.max_upload_size}"
                                 " bytes)", remediation="raise max_upload_size in api.yaml")
-            self._send(_json(err.body(), 413), close=True)
+            self._send(json_response(err.body(), 413), close=True)
             return
         body = self.rfile.read(length) if length else b""
         try:
             response = app.handle(self.command, self.path, headers, body, self.client_address[0])
         except Exception as exc:  # a bug must still answer in the API's shape
-            response = _json(ApiError(500, f"Wazuh Internal Error ({type(exc).__name__})", 1000).body(), 500)
+            response = json_response(ApiError(500, f"Wazuh Internal Error ({type(exc).__name__})", 1000).body(), 500)
         self._send(response)
 
     def _send(self, response: Response, close: bool = False) -> None:
@@ -805,7 +596,7 @@ def make_server(config: Config) -> _Server:
 
 def _parse_args(argv: Sequence[str] | None) -> Config:
     p = argparse.ArgumentParser(
-        prog="python -m msib.siemlab.api",
+        prog="python -m msib.lab.siem.api",
         description="The msib lab SIEM: an HTTPS server that stands in for the Wazuh server API (v4).",
     )
     p.add_argument("--listen", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -813,7 +604,7 @@ def _parse_args(argv: Sequence[str] | None) -> Config:
     p.add_argument("--state", type=Path, required=True, help="state directory (SQLite, JWT secret)")
     p.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
     p.add_argument("--key", type=Path, required=True, help="server key (PEM)")
-    p.add_argument("--users-file", type=Path, required=True, help="API users (python -m msib.siemlab.users)")
+    p.add_argument("--users-file", type=Path, required=True, help="API users (python -m msib.lab.siem.users)")
     p.add_argument("--client-ca", type=Path, help="require client certificates signed by this CA (mutual TLS)")
     p.add_argument("--token-ttl", type=float, default=900.0, help="JWT lifetime in seconds (Wazuh: 900)")
     p.add_argument("--max-requests-per-minute", type=int, default=300, help="rate limit (Wazuh: 300)")

@@ -107,7 +107,7 @@ def render_config(mirrors: list[Mirror], *, listen: str, port: int, state_dir: P
     tmp = cache_dir / "tmp"
     user_line = f"user {user} {user};\n" if user else ""
     return f"""\
-# The lab's package proxy (written by `msib lab up`; see msib/lab_mirror.py and docs/lab.md).
+# The lab's package proxy (written by `msib lab up`; see msib/lab/mirror.py and docs/lab.md).
 {user_line}daemon off;
 worker_processes 1;
 pid {state_dir / "nginx.pid"};

@@ -13,7 +13,7 @@ Example:
     >>> siem.cert, siem.key, siem.created                                    # doctest: +SKIP
     (PosixPath('/var/lib/msib-lab/pki/siem.pem'), PosixPath('/var/lib/msib-lab/pki/siem.key'), True)
 
-Standalone: ``python -m msib.pki --dir DIR server siem --dns siem.lab.msib --ip 198.18.0.10``.
+Standalone: ``python -m msib.lab.pki --dir DIR server siem --dns siem.lab.msib --ip 198.18.0.10``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import ipaddress
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from msib.errors import InputError
+from msib.fsutil import atomic_write
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -66,21 +66,6 @@ class IssuedCert:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` through a temp file in the same directory, with `mode` from the start."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _new_key() -> ec.EllipticCurvePrivateKey:
@@ -193,8 +178,8 @@ class LabCA:
             .add_extension(ski, critical=False)
             .sign(key, hashes.SHA256())
         )
-        _write_atomic(key_path, _key_pem(key), 0o600)
-        _write_atomic(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(key_path, _key_pem(key), mode=0o600, make_parents=False)
+        atomic_write(cert_path, cert.public_bytes(serialization.Encoding.PEM), mode=0o644, make_parents=False)
         return cls(directory, cert, key)
 
     def _signed_by_me(self, cert: x509.Certificate) -> bool:
@@ -257,8 +242,8 @@ class LabCA:
                 x509.SubjectAlternativeName(_ordered(dns_names, ip_addresses)), critical=False
             )
         new = builder.sign(self._key, hashes.SHA256())
-        _write_atomic(key_path, _key_pem(key), 0o600)
-        _write_atomic(cert_path, new.public_bytes(serialization.Encoding.PEM), 0o644)
+        atomic_write(key_path, _key_pem(key), mode=0o600, make_parents=False)
+        atomic_write(cert_path, new.public_bytes(serialization.Encoding.PEM), mode=0o644, make_parents=False)
         return IssuedCert(cert_path, key_path, created=True)
 
     def server_cert(
@@ -374,8 +359,8 @@ def _ip_list(addresses: Iterable[str | IPAddress]) -> list[IPAddress]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m msib.pki`: make the lab CA and certificates from a shell (idempotent)."""
-    parser = argparse.ArgumentParser(prog="python -m msib.pki", description=__doc__.split("\n\n")[0])
+    """`python -m msib.lab.pki`: make the lab CA and certificates from a shell (idempotent)."""
+    parser = argparse.ArgumentParser(prog="python -m msib.lab.pki", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dir", required=True, type=Path, help="CA directory (ca.pem, ca.key)")
     sub = parser.add_subparsers(dest="what", required=True)
     sub.add_parser("ca", help="make (or keep) the CA only")

@@ -1,4 +1,4 @@
-"""The console side of `msib deploy`: arguments checked, a live line per host, a summary table."""
+"""`msib deploy`: arguments checked, a live line per host while it runs, a summary table after."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import yaml
+import typer
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
+from msib.cli.console import console, out, print_json
 from msib.deploy import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome, run_deploy
 from msib.errors import InputError
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
 
 
 def read_vars(files: Sequence[Path]) -> dict[str, Any]:
@@ -24,6 +26,8 @@ def read_vars(files: Sequence[Path]) -> dict[str, Any]:
     Raises:
         InputError: a file that is unreadable, not YAML or not a mapping.
     """
+    import yaml
+
     merged: dict[str, Any] = {}
     for f in files:
         try:
@@ -109,6 +113,9 @@ class LiveProgress:
             self.live.update(self.table())
 
     def table(self) -> Table:
+        from rich.table import Table
+        from rich.text import Text
+
         table = Table("host", "done", "changed", "failed", "now", box=None)
         now = time.monotonic()
         with self._lock:
@@ -121,6 +128,9 @@ class LiveProgress:
 
 def summary_table(result: DeployResult) -> Table:
     """The changed / unchanged / failed table printed after a run."""
+    from rich.table import Table
+    from rich.text import Text
+
     mode = "check" if result.check else "run"
     table = Table("host", "changed", "unchanged", "failed",
                   title=f"msib deploy ({result.engine}, {mode}, {result.seconds:.1f}s)")
@@ -140,6 +150,8 @@ def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | No
     """Validate the arguments, run the deploy with a live display, print the summary."""
     if engine not in ENGINES:  # narrows str to Engine below
         raise InputError("--engine", f"unknown engine {engine!r}", fix="pyinfra or ansible")
+    from rich.live import Live
+
     extra = read_vars(vars_files)
     live = Live(console=console, transient=True, refresh_per_second=8, auto_refresh=console.is_terminal)
     with live, LiveProgress(live if console.is_terminal else None, console) as progress:
@@ -147,3 +159,25 @@ def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | No
                             progress=progress, step_timeout=step_timeout)
     (console if as_json else out).print(summary_table(result))
     return result
+
+
+def deploy_cmd(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")],
+    engine: Annotated[str, typer.Option("--engine", help="pyinfra or ansible.")] = "pyinfra",
+    check: Annotated[bool, typer.Option("--check", help="Detect changes only; change nothing.")] = False,
+    limit: Annotated[str | None, typer.Option("--limit", help="Host names or roles, comma-separated.")] = None,
+    vars_file: Annotated[
+        list[Path] | None, typer.Option("--vars", help="YAML file of role variables for every host (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-host summary as JSON.")] = False,
+    step_timeout: Annotated[float, typer.Option(
+        "--step-timeout", help="Seconds one step may run on a host before that host fails (the others go on).",
+    )] = DEFAULT_STEP_TIMEOUT_S,
+) -> None:
+    """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible."""
+    summary = deploy_command(inventory, engine, check=check, limit=limit, vars_files=vars_file or [],
+                             console=console, out=out, as_json=as_json, step_timeout=step_timeout)
+    if as_json:
+        print_json(summary.to_json())
+    if not summary.ok:
+        raise typer.Exit(1)

@@ -1,21 +1,30 @@
-"""The console side of `msib check`: a progress display, the reports written, a short summary."""
+"""`msib check`: a progress bar per host while the checks run, the reports written, a short summary."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from msib.checks import CheckResult, CheckRun, InventoryHost, checks_for, run_checks
-from msib.report import findings, write_reports
+from msib.cli.console import console, out, print_json
+
+if TYPE_CHECKING:
+    from msib.checks import CheckResult, CheckRun, InventoryHost
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
                   workers: int, console: Console, out: Console, as_json: bool) -> tuple[CheckRun, dict[str, Path]]:
     """Run the checks with a progress bar per host, write the reports, print a summary table."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from msib.checks import checks_for, run_checks
+    from msib.report import findings, write_reports
+
     with Progress(TextColumn("{task.description:<12}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as progress:
@@ -53,3 +62,25 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
     target.print(f"report: {paths['html']} (also {paths['junit'].name}, {paths['markdown'].name}, "
                  f"{paths['json'].name})", highlight=False, soft_wrap=True)
     return run, paths
+
+
+def check_cmd(
+    inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")],
+    report: Annotated[Path, typer.Option("--report", help="Directory for junit.xml, report.html, report.md.")],
+    vars_file: Annotated[
+        list[Path] | None, typer.Option("--vars", help="Role variables as given to msib deploy --vars (repeatable).")
+    ] = None,
+    limit: Annotated[list[str] | None, typer.Option("--limit", help="Check only this host (repeatable).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Hosts checked at once.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Run the compliance checks on every appliance; write JUnit XML, HTML and Markdown reports.
+
+    Exit 0 all passed, 1 a check failed, 2 an error prevented checking.
+    """
+    names = [n for item in (limit or []) for n in item.split(",") if n]
+    run, _ = check_command(inventory, report, vars_files=vars_file or [], limit=names, workers=workers,
+                           console=console, out=out, as_json=as_json)
+    if as_json:
+        print_json(run.summary())
+    sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))

@@ -11,7 +11,7 @@ Each message carries `run=<tag> seq=<n>`; the tag keeps runs apart in one file.
 The lab runs the sender inside an object host's network namespace, so the load really comes
 from the circuit's LAN:
 
-    ip netns exec msib-obj-int-1 .venv/bin/python -m msib.loadgen send --host 198.18.16.10 \\
+    ip netns exec msib-obj-int-1 .venv/bin/python -m msib.lab.loadgen send --host 198.18.16.10 \\
         --port 514 --count 600000 --rate 10000 --tag run1 --hostname obj-int-1
 """
 
@@ -405,7 +405,7 @@ print(json.dumps({"expected": expected, "received": received, "missing": len(mis
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m msib.loadgen", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m msib.lab.loadgen", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("send", help="send numbered messages")
     s.add_argument("--host", required=True)

@@ -1,6 +1,6 @@
 """The lab SIEM: a stand-in for the Wazuh server API (v4), for the local lab and the tests.
 
-No vendor SIEM can run in the lab, so :mod:`msib.siemlab.api` implements, over real HTTPS, the
+No vendor SIEM can run in the lab, so :mod:`msib.lab.siem.api` implements, over real HTTPS, the
 calls msib makes to a Wazuh manager (`shared/spec/siem.md`): JWT login with basic auth and token
 expiry, `GET/POST/DELETE /agents` with Wazuh's parameters, defaults and envelopes, the CDB list
 calls `GET/PUT/DELETE /lists/files/{filename}`, Wazuh's error shape and its per-minute rate limit.

@@ -4,7 +4,7 @@ It runs two real services, both over TLS with certificates of the lab CA:
 
 - **rsyslog** receiving RFC 5425 syslog over TLS (6514) and RELP over TLS (2514), storing what it
   receives one file per source (`/var/lib/msib-siem/events/<HOSTNAME>.log`);
-- the **lab SIEM API** (`msib.siemlab.api`, standing in for the Wazuh server API v4) on the
+- the **lab SIEM API** (`msib.lab.siem.api`, standing in for the Wazuh server API v4) on the
   management address, port 55000.
 
 The API's code is copied onto the host and run with the host's own Python (stdlib only). The API
@@ -28,17 +28,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from msib.errors import LabError
-from msib.pki import LabCA
+from msib.fsutil import atomic_write
+from msib.lab.pki import LabCA
 
 if TYPE_CHECKING:
-    from msib.lab import Lab, LabHost
+    from msib.lab.plan import LabHost, LabView
 
 API_PORT = 55000
 RELP_PORT = 2514
 EVENTS_DIR = "/var/lib/msib-siem/events"
 SIEM_USER = "msib"
 PACKAGES = ("rsyslog", "rsyslog-gnutls", "rsyslog-relp")
-_PKG = Path(__file__).resolve().parent.parent  # src/msib
+_PKG = Path(__file__).resolve().parents[2]  # src/msib
+API_DIR = "opt/msib-siemlab"
+# What the API needs besides msib/lab/siem/ on the SIEM host (its python3, standard library only).
+API_SOURCES = ("__init__.py", "errors.py", "secrets.py", "fsutil.py", "siem/__init__.py", "siem/jwt.py",
+               "lab/__init__.py")
 
 RECEIVER_CONF = """\
 # The lab SIEM's receiver (stands in for the national SIEM's syslog intake).
@@ -74,7 +79,7 @@ After=network.target
 
 [Service]
 Environment=PYTHONPATH=/opt/msib-siemlab
-ExecStart=/usr/bin/python3 -m msib.siemlab.api --listen {listen} --port {port} \\
+ExecStart=/usr/bin/python3 -m msib.lab.siem.api --listen {listen} --port {port} \\
   --state /var/lib/msib-siemlab --cert /etc/msib-siem/siem.pem --key /etc/msib-siem/siem.key \\
   --users-file /etc/msib-siem/users.json --quiet
 Restart=on-failure
@@ -95,7 +100,7 @@ class SiemEndpoints:
     credentials_file: Path
 
 
-def endpoints(lab: Lab) -> SiemEndpoints:
+def endpoints(lab: LabView) -> SiemEndpoints:
     """Where the lab SIEM listens and where its CA and credentials live on the controller."""
     s = lab.spec.siem
     return SiemEndpoints(
@@ -114,10 +119,7 @@ def _credentials(path: Path) -> str:
                 return line.split("=", 1)[1]
     password = secrets.token_urlsafe(24)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    tmp.touch(mode=0o600)
-    tmp.write_text(f"MSIB_SIEM_USER={SIEM_USER}\nMSIB_SIEM_PASSWORD={password}\n")
-    tmp.replace(path)
+    atomic_write(path, f"MSIB_SIEM_USER={SIEM_USER}\nMSIB_SIEM_PASSWORD={password}\n", mode=0o600)
     return password
 
 
@@ -127,9 +129,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> Non
     tar.addfile(info, io.BytesIO(data))
 
 
-def _bundle(lab: Lab, password: str) -> bytes:
+def _bundle(lab: LabView, password: str) -> bytes:
     """A tar of every file the SIEM host needs (certificates, configs, the API's code)."""
-    from msib.siemlab.users import hash_password
+    from msib.lab.siem.users import hash_password
 
     s = lab.spec.siem
     ca = issue_lab_certificates(lab)
@@ -146,19 +148,19 @@ def _bundle(lab: Lab, password: str) -> bytes:
              RECEIVER_CONF.format(relp_port=RELP_PORT, events=EVENTS_DIR).encode())
         _add(tar, "etc/systemd/system/msib-siemlab.service",
              API_UNIT.format(listen=s.management_address, port=API_PORT).encode())
-        for rel in ("__init__.py", "errors.py", "secrets.py"):
-            _add(tar, f"opt/msib-siemlab/msib/{rel}", (_PKG / rel).read_bytes())
-        for src in sorted((_PKG / "siemlab").glob("*.py")):
-            _add(tar, f"opt/msib-siemlab/msib/siemlab/{src.name}", src.read_bytes())
+        for rel in API_SOURCES:
+            _add(tar, f"{API_DIR}/msib/{rel}", (_PKG / rel).read_bytes())
+        for src in sorted((_PKG / "lab" / "siem").glob("*.py")):
+            _add(tar, f"{API_DIR}/msib/lab/siem/{src.name}", src.read_bytes())
     return buf.getvalue()
 
 
-def _siem_names(lab: Lab) -> list[str]:
+def _siem_names(lab: LabView) -> list[str]:
     peer = lab.plan.siem.syslog.peer_name or lab.plan.siem.syslog.host
     return [peer, lab.spec.siem.name]
 
 
-def issue_lab_certificates(lab: Lab) -> LabCA:
+def issue_lab_certificates(lab: LabView) -> LabCA:
     """The lab CA, the SIEM's server certificate and one certificate per collector (idempotent).
 
     Collectors' certificates serve their TLS input and, as clients, mutual TLS to the SIEM; they
@@ -173,13 +175,13 @@ def issue_lab_certificates(lab: Lab) -> LabCA:
     return ca
 
 
-def lab_role_vars(lab: Lab) -> dict[str, str]:
+def lab_role_vars(lab: LabView) -> dict[str, str]:
     """The role variables of the lab (what playbooks/vars/lab.yml says), certificates issued."""
     ca = issue_lab_certificates(lab)
     return {"collector_ca_file": str(ca.cert_path), "collector_cert_dir": str(ca.cert_path.parent)}
 
 
-def _ssh(lab: Lab, host: LabHost, script: str, data: bytes | None = None) -> str:
+def _ssh(lab: LabView, host: LabHost, script: str, data: bytes | None = None) -> str:
     proc = subprocess.run(lab.ssh_argv(host.name, ["sudo", "sh", "-c", shlex.quote(script)]), input=data,
                           capture_output=True, timeout=300)
     if proc.returncode != 0:
@@ -188,7 +190,7 @@ def _ssh(lab: Lab, host: LabHost, script: str, data: bytes | None = None) -> str
     return proc.stdout.decode(errors="replace")
 
 
-def provision(lab: Lab) -> SiemEndpoints:
+def provision(lab: LabView) -> SiemEndpoints:
     """Install and start the lab SIEM's receiver and API on the lab's SIEM host (idempotent)."""
     ep = endpoints(lab)
     host = lab.host(lab.spec.siem.name)
