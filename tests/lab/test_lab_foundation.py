@@ -140,7 +140,7 @@ def test_unknown_host_is_refused(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_apt_install_works_through_the_lab_proxy(lab: Lab) -> None:
-    log = lab.state_dir / "proxy" / "log" / "apt-cacher.log"
+    log = lab.package_proxy.access_log
     before = log.read_text() if log.exists() else ""
     proc = ssh(lab, "siem", "sudo apt-get clean && sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive "
                "apt-get install -y -q --reinstall hostname && dpkg-query -W -f='${Status}' hostname")
@@ -227,7 +227,9 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(f.read_text()), signal.SIGKILL)
+        # the proxy's master only: its workers live on, orphaned, and still hold the port
         os.kill(int((tmp_path / "state" / "proxy" / "pid").read_text()), signal.SIGKILL)
+        assert crashed.package_proxy.processes(), "the orphaned nginx workers"
         assert not crashed.is_up()
         assert any(x.startswith("mount ") for x in crashed.leftovers())  # stale mounts, netns, links
         again = Lab.from_files(site, state_dir=tmp_path / "state")

@@ -71,7 +71,7 @@ def inventory_diff(
     as_json: Annotated[bool, typer.Option("--json", help="Print the differences as JSON.")] = False,
 ) -> None:
     """What changed between two inventories: objects added, removed, moved, re-addressed, newly end of life."""
-    from msib.diff import diff_inventories, render_diff_markdown
+    from msib.inventory.diff import diff_inventories, render_diff_markdown
 
     result = diff_inventories(old, new)
     if as_json:

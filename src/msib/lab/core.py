@@ -282,6 +282,5 @@ class Lab:
         found += [f"process {p}" for p in self.runner.cgroup_procs()]
         cgroup = self.runner.cgroup_name
         found += [f"cgroup {r / cgroup}" for r in cgroup_roots() if (r / cgroup).exists()]
-        if self.package_proxy.pid():
-            found.append("process nginx (the package proxy)")
+        found += [f"process {pid} (the package proxy's nginx)" for pid in self.package_proxy.processes()]
         return found

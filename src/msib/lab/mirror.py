@@ -259,6 +259,11 @@ class PackageProxy:
         """
         if self.pid():
             return
+        # a crashed lab's proxy (master killed, workers orphaned) would still hold the port
+        self._kill(self.processes())
+        if _listening(self.listen, self.port):
+            raise LabError(f"{self.listen}:{self.port} is taken by another program: the lab's package proxy "
+                           "cannot listen there (see `ss -ltnp`; or give the lab another proxy_port)")
         if not Path(NGINX).exists():
             raise LabError(f"{NGINX} is missing: run ./scripts/setup (it installs Debian's nginx)")
         for p in (self.state_dir / "log", self.cache_dir / "tmp"):
@@ -282,18 +287,20 @@ class PackageProxy:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=True)
         self.pidfile.write_text(f"{proc.pid}\n")
+        nginx_pid = self.state_dir / "nginx.pid"  # nginx writes it once its sockets are bound
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 tail = errlog.read_text(errors="replace")[-500:] if errlog.exists() else ""
                 raise LabError(f"the package proxy exited at start: {tail.strip()}")
-            with contextlib.suppress(OSError), socket.create_connection((self.listen, self.port), timeout=0.5):
-                return
+            with contextlib.suppress(OSError):
+                if nginx_pid.read_text().strip() == str(proc.pid) and _listening(self.listen, self.port):
+                    return
             time.sleep(0.05)
         raise LabError(f"the package proxy did not listen on {self.url} within {timeout_s:.0f}s")
 
     def stop(self) -> None:
-        """Stop nginx (graceful, then by force after 5 s). Safe when it is not running."""
+        """Stop nginx (graceful, then by force after 5 s), and any process of a crashed proxy left behind."""
         pid = self.pid()
         if pid:
             with contextlib.suppress(ProcessLookupError):
@@ -304,7 +311,37 @@ class PackageProxy:
                 time.sleep(0.1)
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
+        self._kill(self.processes())
         self.pidfile.unlink(missing_ok=True)
+
+    def processes(self) -> list[int]:
+        """Every live process of this proxy, found by the log files it holds open (master or orphaned worker).
+
+        A worker whose master was killed keeps serving, and its title names no path: what ties it to
+        this proxy is the log it writes, even when that file has been deleted since.
+        """
+        logdir = str(self.state_dir / "log") + "/"
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            with contextlib.suppress(OSError):
+                for fd in (proc / "fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd).startswith(logdir):
+                            if _alive(int(proc.name)):
+                                found.append(int(proc.name))
+                            break
+        return sorted(found)
+
+    @staticmethod
+    def _kill(pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def wipe_cache(self) -> None:
         """Empty the cache (the proxy must be stopped): the next fetches all go upstream."""
@@ -316,6 +353,15 @@ class PackageProxy:
                     subprocess.run(["rm", "-rf", "--one-file-system", str(child)], check=True)
                 else:
                     child.unlink()
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _worker_user() -> tuple[str, int, int] | None:
