@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO / "tests" / "lab"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from msib.deploy import run_deploy
     from msib.deploy_cli import read_vars
+    from msib.engines.deploy import run_deploy
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inventory", type=Path, default=Path("/var/lib/msib-lab/inventory"))

@@ -7,8 +7,8 @@ import time
 
 from rich.console import Console
 
-from msib.deploy import step_error
 from msib.deploy_cli import LiveProgress
+from msib.engines.result import step_error
 
 
 def test_a_long_step_is_reported_once_per_quiet_period_and_not_after_it_ends() -> None:
@@ -43,7 +43,7 @@ def test_the_live_table_shows_the_current_step_and_counts() -> None:
     p.start("fw-int-1", "Apply the ruleset")
     buf = io.StringIO()
     Console(file=buf, width=200).print(p.table())
-    row = [line for line in buf.getvalue().splitlines() if "fw-int-1" in line][0]
+    row = next(line for line in buf.getvalue().splitlines() if "fw-int-1" in line)
     assert "Apply the ruleset (0 s)" in row
     assert row.split()[1:3] == ["1", "1"]
 

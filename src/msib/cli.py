@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from msib import __version__
-from msib.deploy import DEFAULT_STEP_TIMEOUT_S
+from msib.engines.result import DEFAULT_STEP_TIMEOUT_S
 from msib.errors import MsibError
 
 app = typer.Typer(

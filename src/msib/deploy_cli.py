@@ -14,7 +14,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from msib.deploy import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome, run_deploy
+from msib.engines.deploy import run_deploy
+from msib.engines.result import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome
 from msib.errors import InputError
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, ssh
 from msib import render
-from msib.deploy import run_deploy
+from msib.engines.deploy import run_deploy
 from msib.lab import Lab
 
 
