@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import yaml
 
@@ -41,6 +41,19 @@ _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 # --- SSH: how msib connects (msib_ssh) ---------------------------------------------------------------
+
+
+class Reachable(Protocol):
+    """A host msib connects to: its name, management address and SSH port."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,7 @@ class Ssh:
             argv += ["-l", self.user]
         return argv
 
-    def run_config(self, hosts: Iterable[Appliance], control_dir: Path, *, persist: str = "60s",
+    def run_config(self, hosts: Iterable[Reachable], control_dir: Path, *, persist: str = "60s",
                    header: str = "written by msib for one run") -> str:
         """An ssh_config for one run: each host by name at its address, strict host keys, one master per host."""
         lines = [f"# {header}: strict host keys, connections multiplexed per host"]

@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from msib.checks import CheckResult, CheckRun, InventoryHost, checks_for, run_checks
+from msib.checks import CheckResult, CheckRun, checks_for, run_checks
+from msib.contract import Appliance
 from msib.report import findings, write_reports
 
 
@@ -22,7 +23,7 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
         tasks: dict[str, TaskID] = {}
         bad: dict[str, int] = {}
 
-        def start(hosts: list[InventoryHost]) -> None:
+        def start(hosts: list[Appliance]) -> None:
             for h in hosts:
                 tasks[h.name] = progress.add_task(h.name, total=len(checks_for(h.role)), status="")
 

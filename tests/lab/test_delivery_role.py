@@ -22,9 +22,10 @@ from msib.lab import Lab
 
 
 def _ctx(**extra: Any) -> dict[str, Any]:
-    from contract_inventory import contract_hosts
+    from msib.inventory import inventory_model
+    from msib.site import load_site
 
-    inv = contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))["all"]
+    inv = inventory_model(load_site(REPO / "inventories/lab/site.yml"))["all"]
     hv = {**inv["vars"], **inv["children"]["collector"]["hosts"]["col-ext-1"],
           "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki", **extra}
     ctx: dict[str, Any] = render.context("collector", hv)
