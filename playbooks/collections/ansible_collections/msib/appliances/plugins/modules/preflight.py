@@ -27,7 +27,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 msg:
-  description: The success line, e.g. C(col-int-1: collector of circuit internal).
+  description: "The success line, e.g. C(col-int-1: collector of circuit internal)."
   type: str
   returned: success
 """
