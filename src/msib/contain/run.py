@@ -6,8 +6,9 @@ on its own (a firewall that fails is reported, the others go on) and appends one
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -239,6 +240,21 @@ def _sweep(inv: ContainInventory, log: AuditLog, r: _Runner, due: Sequence[Held]
     return tuple(out)
 
 
+@contextlib.contextmanager
+def _session(inv: ContainInventory, log: AuditLog, firewalls: Sequence[Firewall], opts: Options,
+             check: bool) -> Iterator[tuple[_Runner, float, tuple[FirewallOutcome, ...]]]:
+    """One run under the audit log's lock: the firewalls reached (plus those with an expired vendor
+    block), the expired blocks swept first; yields (runner, now, swept)."""
+    with log.locked():
+        now = time.time()
+        due = _due(inv, log, now)
+        runner = _Runner(inv, _with_due(inv, firewalls, due), opts)
+        try:
+            yield runner, now, _sweep(inv, log, runner, due, now, check)
+        finally:
+            runner.close()
+
+
 def _refused_run(inv: ContainInventory, log: AuditLog, target: IPv4Net, circuits: tuple[str, ...], why: str,
                  ttl_s: int, reason: str | None, check: bool) -> ContainRefused:
     run = ContainRun("refused", target, circuits, (), check=check, ttl_s=ttl_s, reason=reason)
@@ -286,16 +302,9 @@ def contain(inventory: Path, address: str, *, ttl: str = DEFAULT_TTL, circuits: 
     firewalls = inv.firewalls_of(chosen)
     if not firewalls:
         raise InputError(str(inventory / "hosts.yml"), f"no firewalls in circuit(s) {', '.join(chosen)}")
-    with log.locked():
-        now = time.time()
-        due = _due(inv, log, now)
-        runner = _Runner(inv, _with_due(inv, firewalls, due), opts)
-        try:
-            swept = _sweep(inv, log, runner, due, now, check)
-            held = held_blocks(log.records())
-            outcomes = tuple(_block_one(runner, f, target, ttl_s, now, check, held) for f in firewalls)
-        finally:
-            runner.close()
+    with _session(inv, log, firewalls, opts, check) as (runner, now, swept):
+        held = held_blocks(log.records())
+        outcomes = tuple(_block_one(runner, f, target, ttl_s, now, check, held) for f in firewalls)
         run = ContainRun("block", target, chosen, outcomes, check=check, ttl_s=ttl_s, expires=now + ttl_s,
                          reason=reason, swept=swept, audit=log.path, at=now)
         if not check:
@@ -316,15 +325,8 @@ def release(inventory: Path, address: str, *, circuits: Sequence[str] = (), reas
     chosen = inv.select_circuits(target, circuits) if circuits else tuple(inv.circuits)
     firewalls = inv.firewalls_of(chosen)
     log = AuditLog(opts.audit_log or default_audit_path(inventory))
-    with log.locked():
-        now = time.time()
-        due = _due(inv, log, now)
-        runner = _Runner(inv, _with_due(inv, firewalls, due), opts)
-        try:
-            swept = _sweep(inv, log, runner, due, now, check)
-            outcomes = tuple(_release_one(runner, f, target, check) for f in firewalls)
-        finally:
-            runner.close()
+    with _session(inv, log, firewalls, opts, check) as (runner, now, swept):
+        outcomes = tuple(_release_one(runner, f, target, check) for f in firewalls)
         run = ContainRun("release", target, chosen, outcomes, check=check, reason=reason, swept=swept,
                          audit=log.path, at=now)
         if not check:
@@ -372,28 +374,22 @@ def list_blocks(inventory: Path, *, opts: Options = Options()) -> BlockList:
     log = AuditLog(opts.audit_log or default_audit_path(inventory))
     seen: dict[IPv4Net, dict[str, float | None]] = {}
     errors: list[FirewallOutcome] = []
-    with log.locked():
-        now = time.time()
-        runner = _Runner(inv, inv.firewalls, opts)
-        try:
-            swept = _sweep(inv, log, runner, _due(inv, log, now), now, False)
-            held = held_blocks(log.records())
-            for fw in inv.firewalls:
-                try:
-                    if fw.is_nftables:
-                        assert runner.nft is not None
-                        for e in runner.nft.elements(fw):
-                            seen.setdefault(e.network, {})[fw.name] = (
-                                now + e.expires_s if e.expires_s is not None else None)
-                    else:
-                        with runner.device(fw) as dev:
-                            for net in dev.blocks():
-                                h = held.get((fw.name, net))
-                                seen.setdefault(net, {})[fw.name] = h.expires if h else None
-                except MsibError as exc:
-                    errors.append(FirewallOutcome(fw.name, fw.platform, "error", str(exc)))
-        finally:
-            runner.close()
+    with _session(inv, log, inv.firewalls, opts, False) as (runner, now, swept):
+        held = held_blocks(log.records())
+        for fw in inv.firewalls:
+            try:
+                if fw.is_nftables:
+                    assert runner.nft is not None
+                    for e in runner.nft.elements(fw):
+                        seen.setdefault(e.network, {})[fw.name] = (
+                            now + e.expires_s if e.expires_s is not None else None)
+                else:
+                    with runner.device(fw) as dev:
+                        for net in dev.blocks():
+                            h = held.get((fw.name, net))
+                            seen.setdefault(net, {})[fw.name] = h.expires if h else None
+            except MsibError as exc:
+                errors.append(FirewallOutcome(fw.name, fw.platform, "error", str(exc)))
     # why: the record that put the block on a firewall (a later identical run does not erase it)
     reasons = {net: h.reason for (_fw, net), h in held.items() if h.reason}
     blocks = []
