@@ -8,21 +8,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from inventory_helpers import REPO, lab_plan, write_inventory
+from inventory_helpers import LAB_SITE, REPO, lab_plan
 from msib import contract
 from msib.errors import InputError
-from msib.inventory import render_site_json
+from msib.inventory import SshSettings, build_inventory
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lab's site plan through the product's builder: hosts.yml and site.json."""
+    """The lab's site plan through `msib inventory build` (no appendix: the appliances only)."""
     base = tmp_path_factory.mktemp("contract")
     kh = base / "known_hosts"
     kh.write_text("")
-    inv = write_inventory(base / "inventory", known_hosts=kh)
-    (inv / "site.json").write_bytes(render_site_json(lab_plan()))
-    return inv
+    build_inventory(LAB_SITE, [], base / "inventory", ssh=SshSettings(known_hosts=kh))
+    return base / "inventory"
 
 
 def test_the_model_of_a_built_inventory(built: Path) -> None:
@@ -66,6 +65,21 @@ def test_ssh_settings_come_from_msib_ssh_and_strict_host_keys_always(built: Path
     assert text.startswith("# test: strict host keys") and f"Host col-int-1\n    HostName {col.address}\n" in text
     assert "    StrictHostKeyChecking yes\n" in text and "    ControlPersist 30s\n" in text
     assert f"    UserKnownHostsFile {inv.ssh.known_hosts_file}\n" in text
+
+
+def test_groups_and_the_pyinfra_view_match_the_generated_pyinfra_inventory(built: Path) -> None:
+    import runpy
+
+    inv = contract.load(built)
+    assert inv.groups["lab"] == tuple(a.name for a in inv.appliances)  # the SB group holds every appliance
+    assert inv.groups["circuit_internal"] == tuple(a.name for a in inv.appliances if a.circuit == "internal")
+    generated = runpy.run_path(str(built / "pyinfra_inventory.py"))
+    view = inv.pyinfra_groups()
+    assert "netdev" not in view
+    for group, hosts in view.items():
+        assert [h for h, _d in hosts] == [h for h, _d in generated[group]], group
+        for (_h, ours), (_g, theirs) in zip(hosts, generated[group], strict=True):
+            assert {k: v for k, v in ours.items() if k in theirs} == theirs
 
 
 def test_missing_ssh_settings_are_completed_from_the_ssh_configs_host_star_block(tmp_path: Path) -> None:

@@ -262,6 +262,8 @@ class Inventory:
     ssh: Ssh
     appliances: tuple[Appliance, ...]
     vars: Mapping[str, Any] = field(repr=False, compare=False)
+    #: every group of hosts.yml and its hosts, children's included, in file order
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def hosts_file(self) -> Path:
@@ -289,6 +291,18 @@ class Inventory:
         if not extra:
             return self
         return replace(self, appliances=tuple(a.with_vars(extra) for a in self.appliances))
+
+    def pyinfra_groups(self) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+        """pyinfra's view of this inventory: each group but ``netdev`` as (host, host data) of its Linux appliances.
+
+        The data of a host is :meth:`Appliance.pyinfra_data` (what ``msib deploy`` connects with).
+
+        Raises:
+            InputError: no known_hosts for the hosts (strict host keys only).
+        """
+        data = {a.name: a.pyinfra_data(self.ssh) for a in self.of(*LINUX_ROLES)}
+        return {name: [(h, data[h]) for h in members if h in data]
+                for name, members in self.groups.items() if name != "netdev"}
 
     @functools.cached_property
     def site(self) -> SitePlan | None:
@@ -344,6 +358,7 @@ def load(directory: str | Path) -> Inventory:
         ssh=_ssh(all_vars, directory, file),
         appliances=appliances,
         vars=MappingProxyType(all_vars),
+        groups=MappingProxyType({name: _members(groups, name) for name in groups}),
     )
 
 
@@ -508,19 +523,20 @@ def _walk_groups(children: Mapping[str, Any], file: str) -> dict[str, _Group]:
     return groups
 
 
-def _members(groups: Mapping[str, _Group], name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+def _members(groups: Mapping[str, _Group], name: str, seen: frozenset[str] = frozenset()) -> tuple[str, ...]:
+    """The hosts of a group and of its children (recursively), each once, in file order."""
     group = groups.get(name)
     if group is None or name in seen:
-        return set()
-    found = set(group.hosts)
+        return ()
+    found = dict.fromkeys(group.hosts)
     for child in group.children:
-        found |= _members(groups, child, seen | {name})
-    return found
+        found.update(dict.fromkeys(_members(groups, child, seen | {name})))
+    return tuple(found)
 
 
 def _appliances(directory: Path, groups: Mapping[str, _Group], all_vars: Mapping[str, Any],
                 file: str) -> list[Appliance]:
-    membership = {name: _members(groups, name) for name in groups}
+    membership = {name: set(_members(groups, name)) for name in groups}
     out: list[Appliance] = []
     seen: set[str] = set()
     for role in ROLE_GROUPS:
