@@ -1,6 +1,6 @@
 """Converged (no-change) deploy of every lab appliance: pyinfra vs Ansible, side by side.
 
-Ansible runs with pipelining on and forks >= hosts (msib.engines.run_ansible sets both).
+Ansible runs with pipelining on and forks >= hosts (msib.engines.ansible sets both).
 Run: ``.venv/bin/python bench/bench_deploy.py [--rounds N] [--inventory DIR]``; it prints a table and
 writes the numbers into docs/deploy.md between the BENCH markers. Needs the lab up and converged
 (it deploys once with each engine first, which is the converge step).

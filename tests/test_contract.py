@@ -146,6 +146,13 @@ def test_an_unusable_inventory_is_one_input_error_naming_the_place(tmp_path: Pat
     assert err.value.file.endswith("hosts.yml")
 
 
+def test_a_relative_directory_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "hosts.yml").write_text("all: {}\n")
+    monkeypatch.chdir(tmp_path)
+    assert contract.load("inv").hosts_file == tmp_path / "inv" / "hosts.yml"
+
+
 def test_not_a_directory_and_a_bad_site_json_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="not a directory"):
         contract.load(tmp_path / "none")

@@ -333,7 +333,7 @@ def load(directory: str | Path) -> Inventory:
         InputError: naming the file and the key path when the directory is not an inventory in the
             contract's shape (no hosts.yml, bad YAML, an appliance without an address, a bad address).
     """
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # the checks' and the worker's own processes read it too
     path = directory / "hosts.yml"
     if not directory.is_dir():
         raise InputError(str(directory), "not a directory", fix="give the inventory directory (--inventory DIR)")
