@@ -1,6 +1,6 @@
 """Converged (no-change) deploy of every lab appliance: pyinfra vs Ansible, side by side.
 
-Ansible runs with pipelining on and forks >= hosts (msib.engines.run_ansible sets both).
+Ansible runs with pipelining on and forks >= hosts (msib.engines.ansible sets both).
 Run: ``.venv/bin/python bench/bench_deploy.py [--rounds N] [--inventory DIR]``; it prints a table and
 writes the numbers into docs/deploy.md between the BENCH markers. Needs the lab up and converged
 (it deploys once with each engine first, which is the converge step).
@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "tests" / "lab"))
 
 def main(argv: list[str] | None = None) -> int:
     from msib.cli.deploy import read_vars
-    from msib.deploy import run_deploy
+    from msib.engines.deploy import run_deploy
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inventory", type=Path, default=Path("/var/lib/msib-lab/inventory"))

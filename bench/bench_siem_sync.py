@@ -27,7 +27,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-from msib.siem.sync import load_inventory, sync  # noqa: E402
+from msib.siem.sync import sb_inventory, sync  # noqa: E402
 from siem_helpers import appliance, obj, start_lab_siem, write_inventory  # noqa: E402
 
 RATE_LIMIT = 300  # requests per minute: Wazuh's default access.max_request_per_minute
@@ -46,7 +46,7 @@ def run(n_objects: int = 50_000, n_appliances: int = 50) -> dict[str, Any]:
         root = Path(tmp)
         siem = start_lab_siem(root / "siem", max_rpm=RATE_LIMIT, window=60.0)
         try:
-            inv = load_inventory(write_inventory(root / "inv", "bench", apps, objects, url=siem.url,
+            inv = sb_inventory(write_inventory(root / "inv", "bench", apps, objects, url=siem.url,
                                                  ca_file=str(siem.ca_file)))
             runs: dict[str, Any] = {}
             for label in ("full", "noop"):

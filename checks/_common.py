@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from msib.checks import ManagedFile, apt_policy, managed_files
+from msib.checks import apt_policy
+from msib.manifest import ManagedFile, managed_files
 
 Evidence = Callable[[str], None]
 
@@ -43,7 +44,7 @@ def service_running(host: Any, name: str, evidence: Evidence, *, active: bool = 
 
 
 def no_drift(host: Any, role: str, ctx: Mapping[str, Any], evidence: Evidence) -> None:
-    """Assert every file the role manages has the sha256 msib renders now."""
+    """Assert every file the role manages (its meta/manifest.yml) has the sha256 msib renders now."""
     files: list[ManagedFile] = managed_files(role, ctx)
     paths = " ".join(f"'{f.path}'" for f in files)
     out = host.run(f"for f in {paths}; do if [ -f \"$f\" ]; then sha256sum \"$f\"; else echo \"missing $f\"; fi; done")

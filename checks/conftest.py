@@ -3,7 +3,7 @@
 Each test in ``checks/test_*.py`` is registered with ``@check("MSIB-…")`` (msib.checks.check) and
 runs only on the appliances its catalogue entry names. Fixtures:
 
-- ``appliance``: the host's inventory entry (msib.checks.InventoryHost), found by its testinfra name;
+- ``appliance``: the host's inventory entry (msib.contract.Appliance), found by its testinfra name;
 - ``ctx``: the render context of its role, as msib.render builds it for the engines;
 - ``evidence``: ``evidence("…")`` records what was observed; every result carries it, pass or fail.
 
@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 
 from msib import checks as mc
+from msib import render
+from msib.contract import Appliance, Inventory
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -32,11 +34,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="YAML file of role variables, as given to `msib deploy --vars` (repeatable)")
 
 
-def _inventory(config: pytest.Config) -> mc.Inventory:
-    path = config.getoption("--msib-inventory")
-    if not path:
-        raise pytest.UsageError("--msib-inventory DIR is required (the inventory msib deployed from)")
-    return mc.load_inventory(Path(path), config.getoption("--msib-vars"))
+_INVENTORY = pytest.StashKey[Inventory]()
+
+
+def _inventory(config: pytest.Config) -> Inventory:
+    """The inventory the checks compare with (read once per run: every result names its host)."""
+    if _INVENTORY not in config.stash:
+        path = config.getoption("--msib-inventory")
+        if not path:
+            raise pytest.UsageError("--msib-inventory DIR is required (the inventory msib deployed from)")
+        config.stash[_INVENTORY] = mc.load(Path(path), config.getoption("--msib-vars"))
+    return config.stash[_INVENTORY]
 
 
 def _host_name(item: pytest.Item) -> str | None:
@@ -48,7 +56,7 @@ def _host_name(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep, per host, only the checks its role has; a test without @check is a usage error."""
     inv = _inventory(config)
-    roles = {h.name: h.role for h in inv.hosts}
+    roles = {h.name: h.role for h in inv.of(*mc.CHECKED_ROLES)}
     keep: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
@@ -62,7 +70,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"{item.nodeid}: every check needs @check(ID) from the catalogue")
         name = _host_name(item)
         if name is None or name not in roles:
-            raise pytest.UsageError(f"{item.nodeid}: host {name!r} is not an appliance of {inv.path}")
+            raise pytest.UsageError(f"{item.nodeid}: host {name!r} is not an appliance of {inv.directory}")
         (keep if mc.applies(spec, roles[name]) else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
@@ -70,15 +78,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="module")
-def appliance(request: pytest.FixtureRequest, host: Any) -> mc.InventoryHost:
+def appliance(request: pytest.FixtureRequest, host: Any) -> Appliance:
     """The inventory entry of the host under test."""
-    return _inventory(request.config).host(str(host.backend.get_hostname()))
+    return _inventory(request.config).appliance(str(host.backend.get_hostname()))
 
 
 @pytest.fixture(scope="module")
-def ctx(appliance: mc.InventoryHost) -> dict[str, Any]:
+def ctx(appliance: Appliance) -> dict[str, Any]:
     """The render context of the host's role, as the engines build it now."""
-    return appliance.context()
+    return render.context(appliance.role, appliance.vars)
 
 
 @pytest.fixture
@@ -117,7 +125,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             message, is_assertion = _failure_text(call)
             state = "failed" if (is_assertion and report.when == "call") else "error"
             lines.append(("FAILED: " if state == "failed" else "ERROR: ") + message)
-        appliance = _inventory(item.config).host(_host_name(item) or "")
+        appliance = _inventory(item.config).appliance(_host_name(item) or "")
         result = mc.CheckResult(host=appliance.name, role=appliance.role, check_id=spec.id, title=spec.title,
                                 severity=spec.severity, clause=spec.clause, outcome=state,
                                 evidence="\n".join(lines).strip(), duration_s=report.duration)

@@ -1,9 +1,10 @@
-"""What the three deploys share: the render context, one file operation, the commit facts.
+"""What the deploys share: the render context, the role's manifest and preflight, one file operation.
 
 The context is built exactly as the Ansible plugin builds it (msib.render.context: the role's
 defaults overlaid with the host's ``msib_*`` and ``<role>_*`` data), so both engines install the
-same bytes. :func:`config` uploads to a temp file beside the destination, validates it on the
-host, then moves it into place; a converged file is a no-op.
+same bytes; what a role installs comes from its ``meta/manifest.yml`` (msib.manifest) and its
+preflight is msib.preflight, as for Ansible. :func:`config` uploads to a temp file beside the
+destination, validates it on the host, then moves it into place; a converged file is a no-op.
 """
 
 from __future__ import annotations
@@ -14,19 +15,18 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
-from pyinfra.api.exceptions import DeployError, OperationError
+from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
 from pyinfra.context import host
 from pyinfra.facts.files import File, Sha256File
+from pyinfra.operations import files
 
-from msib import render
+from msib import manifest, preflight, render
+from msib.contract import Ssh
 from msib.engines import guards
-
-_MODES = ("0600", "0640", "0644", "0700", "0750", "0755")
-_GUARDS = ("nft_management",)
+from msib.manifest import GUARDS, MODES, Manifest
 
 
 def role_context(role: str) -> dict[str, Any]:
@@ -34,17 +34,29 @@ def role_context(role: str) -> dict[str, Any]:
     return render.context(role, host.data.dict())  # type: ignore[no-untyped-call]
 
 
-def role_vars(role: str) -> dict[str, Any]:
-    """The role's internal vars (``roles/<role>/vars/main.yml``): package lists and the like."""
-    path = render.roles_dir() / role / "vars" / "main.yml"
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    return data or {}
+def role_manifest(role: str, ctx: dict[str, Any]) -> Manifest:
+    """The role's manifest, once its preflight passed for this host (else the host stops here).
+
+    Raises:
+        msib.preflight.PreflightError: the inventory does not describe a usable host of `role`.
+    """
+    preflight.check(role, ctx, host.name)
+    return manifest.load(role)
 
 
-def require(condition: bool, message: str) -> None:
-    """Stop the deploy for this host with `message` when `condition` is false (preflight)."""
-    if not condition:
-        raise DeployError(f"{host.name}: {message}")
+def install(name: str, role: str, file_id: str, ctx: dict[str, Any], item: Any = None) -> Any:
+    """The :func:`config` operation of a managed file of the manifest; None when this host does not get it."""
+    spec = manifest.load(role).install_file(file_id, ctx, item)
+    if spec is None:
+        return None
+    return config(name=name, role=role, context=ctx, **spec.args())
+
+
+def directories(what: str, m: Manifest, ctx: dict[str, Any]) -> None:
+    """Create the role's directories (root-owned, the manifest's modes)."""
+    for d in m.directories_for(ctx):
+        files.directory(name=f"Create the {what} directory {d.path}", path=d.path, user="root", group="root",
+                        mode=d.mode)
 
 
 @operation()
@@ -83,10 +95,10 @@ def config(
     """
     if sum(x is not None for x in (template, file, src)) != 1:
         raise OperationError("config needs exactly one of template, file, src")
-    if mode not in _MODES:
-        raise OperationError(f"mode must be one of {', '.join(_MODES)}, got {mode!r}")
-    if guard is not None and guard not in _GUARDS:
-        raise OperationError(f"guard must be one of {', '.join(_GUARDS)}, got {guard!r}")
+    if mode not in MODES:
+        raise OperationError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if guard is not None and guard not in GUARDS:
+        raise OperationError(f"guard must be one of {', '.join(GUARDS)}, got {guard!r}")
     if template is not None:
         ctx = context if context is not None else role_context(role)
         data = render.render(role, template, ctx).encode()
@@ -141,22 +153,14 @@ class NftCommitStatus(FactBase[str]):
 
 
 def fresh_ssh_argv(data: dict[str, Any], remote: list[str]) -> list[str]:
-    """An ssh command line that opens a NEW connection (no multiplexing), strict host keys."""
-    argv = ["ssh"]
-    if data.get("ssh_config_file"):
-        argv += ["-F", str(data["ssh_config_file"])]
-    argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ControlMaster=no",
-             "-o", "ControlPath=none", "-o", "ConnectTimeout=10"]
-    if data.get("ssh_known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={data['ssh_known_hosts_file']}"]
-    if data.get("ssh_key"):
-        argv += ["-i", str(data["ssh_key"])]
-    if data.get("ssh_port"):
-        argv += ["-p", str(data["ssh_port"])]
-    target = str(data.get("ssh_hostname") or host.name)
-    if data.get("ssh_user"):
-        target = f"{data['ssh_user']}@{target}"
-    return [*argv, target, "--", *remote]
+    """An ssh command line that opens a NEW connection (no multiplexing), strict host keys.
+
+    `data` is the host's pyinfra data (:meth:`msib.contract.Appliance.pyinfra_data`).
+    """
+    ssh = Ssh(user=data.get("ssh_user"), config_file=data.get("ssh_config_file"),
+              known_hosts_file=data.get("ssh_known_hosts_file"), key_file=data.get("ssh_key"))
+    port = ["-p", str(data["ssh_port"])] if data.get("ssh_port") else []
+    return [*ssh.argv(fresh=True), *port, str(data.get("ssh_hostname") or host.name), "--", *remote]
 
 
 def _confirm_over_fresh_ssh(state: Any, host: Any, helper: str) -> bool:

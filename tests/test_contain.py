@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from devsim_helpers import ENABLE, LOCALHOST, PASSWORD, USERNAME, DevSim
+from inventory_helpers import write_inventory
 from msib import contain as ct
+from msib import contract
 from msib.errors import InputError
-from msib.inventory import SshSettings, inventory_model, render_hosts_yml
-from msib.site import load_site, parse_site
+from msib.site import parse_site
 
 REPO = Path(__file__).resolve().parent.parent
 MSIB = [sys.executable, "-c", "from msib.cli import main; main()"]
@@ -37,14 +38,9 @@ def _msib(*args: str, env_extra: dict[str, str] | None = None, creds: bool = Fal
 @pytest.fixture(scope="module")
 def lab_inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """hosts.yml of the lab's site plan, written by the real inventory builder (no lab needed)."""
-    d = tmp_path_factory.mktemp("inv") / "inventory"
-    d.mkdir()
-    kh = d.parent / "known_hosts"
+    kh = tmp_path_factory.mktemp("inv") / "known_hosts"
     kh.write_text("")
-    model = inventory_model(load_site(REPO / "inventories" / "lab" / "site.yml"), None,
-                            ssh=SshSettings(known_hosts=kh))
-    (d / "hosts.yml").write_bytes(render_hosts_yml(model))
-    return d
+    return write_inventory(kh.parent / "inventory", known_hosts=kh)
 
 
 # --- request parsing ---------------------------------------------------------------------------------
@@ -95,7 +91,7 @@ REFUSED = {
 
 @pytest.mark.parametrize(("target", "why"), REFUSED.items())
 def test_protected_addresses_are_refused(lab_inventory: Path, target: str, why: str) -> None:
-    inv = ct.load_inventory(lab_inventory)
+    inv = ct.contain_inventory(contract.load(lab_inventory))
     reason = ct.refusal(ct.parse_target(target), inv.protected)
     assert reason is not None and why in reason
 
@@ -103,7 +99,7 @@ def test_protected_addresses_are_refused(lab_inventory: Path, target: str, why: 
 @pytest.mark.parametrize("target", ["198.18.16.100", "198.18.32.100", "198.18.17.0/24", "198.18.16.128/25",
                                     "10.1.2.3"])
 def test_object_addresses_are_allowed(lab_inventory: Path, target: str) -> None:
-    inv = ct.load_inventory(lab_inventory)
+    inv = ct.contain_inventory(contract.load(lab_inventory))
     assert ct.refusal(ct.parse_target(target), inv.protected) is None
 
 
@@ -139,7 +135,7 @@ def test_bad_arguments_exit_2_with_one_line_and_no_record(lab_inventory: Path, t
 
 
 def test_circuits_default_to_where_the_address_lives(lab_inventory: Path) -> None:
-    inv = ct.load_inventory(lab_inventory)
+    inv = ct.contain_inventory(contract.load(lab_inventory))
     assert inv.select_circuits(N("198.18.16.100/32")) == ("internal",)
     assert inv.select_circuits(N("198.18.32.100/32")) == ("external",)
     assert inv.select_circuits(N("10.1.2.3/32")) == ("internal", "external")
@@ -148,7 +144,7 @@ def test_circuits_default_to_where_the_address_lives(lab_inventory: Path) -> Non
 
 
 def test_ssh_settings_come_from_the_inventory(lab_inventory: Path) -> None:
-    inv = ct.load_inventory(lab_inventory)
+    inv = ct.contain_inventory(contract.load(lab_inventory))
     remote = ct.NftRemote(inv, inv.firewalls_of(("internal",)))
     try:
         text = remote.config.read_text()
@@ -297,13 +293,7 @@ def _device_inventory(tmp_path: Path, sim: DevSim) -> Path:
             {"name": "fw-dev-1", "role": "firewall", "address": "127.0.0.11", "platform": "cisco_ios",
              "port": sim.port}]}},
     }, "test")
-    model = inventory_model(plan, None, ssh=SshSettings(known_hosts=kh))
-    for host in model["all"]["children"]["netdev"]["hosts"].values():
-        host["ansible_host"] = LOCALHOST
-    inv = tmp_path / "inventory"
-    inv.mkdir()
-    (inv / "hosts.yml").write_bytes(render_hosts_yml(model))
-    return inv
+    return write_inventory(tmp_path / "inventory", plan, known_hosts=kh, netdev_address=LOCALHOST)
 
 
 def test_vendor_block_is_idempotent_listed_and_released(sim: DevSim, tmp_path: Path) -> None:

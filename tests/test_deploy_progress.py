@@ -8,7 +8,7 @@ import time
 from rich.console import Console
 
 from msib.cli.deploy import LiveProgress
-from msib.deploy import step_error
+from msib.engines.result import step_error
 
 
 def test_a_long_step_is_reported_once_per_quiet_period_and_not_after_it_ends() -> None:

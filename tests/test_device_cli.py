@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from devsim_helpers import ENABLE, LOCALHOST, PASSWORD, USERNAME, DevSim
-from msib.inventory import SshSettings, inventory_model, render_hosts_yml
+from inventory_helpers import write_inventory
 from msib.site import parse_site
 
 MSIB = [sys.executable, "-c", "from msib.cli import main; main()"]
@@ -45,13 +45,7 @@ def _inventory(tmp_path: Path, sims: tuple[DevSim, ...], *, pin: bool = True) ->
                "port": s.port} for i, s in enumerate(sims)),
         ]}},
     }, "test")
-    model = inventory_model(plan, None, ssh=SshSettings(known_hosts=known_hosts))
-    for host in model["all"]["children"]["netdev"]["hosts"].values():
-        host["ansible_host"] = LOCALHOST
-    inv = tmp_path / "inventory"
-    inv.mkdir()
-    (inv / "hosts.yml").write_bytes(render_hosts_yml(model))
-    return inv
+    return write_inventory(tmp_path / "inventory", plan, known_hosts=known_hosts, netdev_address=LOCALHOST)
 
 
 def _msib(*args: str, tmp_path: Path, creds: bool = True) -> subprocess.CompletedProcess[str]:

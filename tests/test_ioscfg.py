@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 import yaml
 
-from msib import ioscfg
 from msib.errors import InputError
 from msib.netdev import (
     LoggingTarget,
     block_lines,
     blocked_networks,
+    ioscfg,
     logging_lines,
     unblock_lines,
 )

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from devsim_helpers import ENABLE, LOCALHOST, PASSWORD, DevSim, credentials, netdevice
-from msib import ioscfg
 from msib.errors import DeviceError, InputError
 from msib.netdev import (
     CONTAIN_ACL,
@@ -29,6 +28,7 @@ from msib.netdev import (
     HostKeyUnknown,
     LoggingTarget,
     NetDevice,
+    ioscfg,
     scan_host_key,
     trust_host_key,
 )

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from inventory_helpers import host_vars
 from msib import checks, render
 from msib.engines import guards
 from msib.errors import InputError
@@ -17,21 +18,8 @@ from msib.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _inventory() -> dict[str, Any]:
-    import sys
-
-    sys.path.insert(0, str(REPO / "tests" / "lab"))
-    from contract_inventory import contract_hosts
-
-    from msib.lab import Lab
-
-    return contract_hosts(Lab.from_files(REPO / "inventories/lab/site.yml", state_dir=Path("/nonexistent")))
-
-
 def _host_vars(name: str, role: str) -> dict[str, Any]:
-    inv = _inventory()["all"]
-    return {**inv["vars"], **inv["children"][role]["hosts"][name],
-            "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
+    return host_vars(name, role, collector_ca_file="/tmp/ca.pem", collector_cert_dir="/tmp/pki")
 
 
 # --- filters --------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from msib.checks import CheckResult, CheckRun, InventoryHost
+from msib.checks import CheckResult, CheckRun
+from msib.contract import Appliance
 from msib.report import findings, html_report, junit_xml, markdown, summary_json, write_reports
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,8 +24,8 @@ def _result(host: str, role: str, cid: str, outcome: str, evidence: str, severit
 
 
 def make_run(*, failed: int = 1, errors: int = 0) -> CheckRun:
-    hosts = [InventoryHost("col-int-1", "collector", "198.18.31.10", 22, {}),
-             InventoryHost("fw-int-1", "firewall", "198.18.31.1", 22, {})]
+    hosts = [Appliance("col-int-1", "collector", "198.18.31.10", 22),
+             Appliance("fw-int-1", "firewall", "198.18.31.1", 22)]
     run = CheckRun(inventory="/inv", started=1_800_000_000.0, finished=1_800_000_006.5, hosts=hosts)
     run.results += [_result("col-int-1", "collector", f"MSIB-COL-00{i}", "passed", f"evidence {i}")
                     for i in range(1, 6)]

@@ -14,7 +14,7 @@ import pytest
 
 from msib.errors import SiemError
 from msib.siem.base import encode_cdb
-from msib.siem.sync import load_inventory, sync
+from msib.siem.sync import sb_inventory, sync
 from siem_helpers import LabSiem, appliance, obj, run_cli, start_lab_siem, write_inventory
 
 APPLIANCES = [appliance("col-int-1", "198.18.31.10"), appliance("ids-int-1", "198.18.31.11"),
@@ -204,7 +204,7 @@ def test_token_expiry_mid_sync_is_handled(tmp_path: Path) -> None:
     siem = start_lab_siem(tmp_path / "s", token_ttl=1.0, max_rpm=6, window=0.8)
     try:
         apps = [appliance(f"col-int-{i}", f"198.18.31.{i}") for i in range(1, 13)]
-        inv = load_inventory(_inv(siem, tmp_path / "inv", appliances=apps))
+        inv = sb_inventory(_inv(siem, tmp_path / "inv", appliances=apps))
         with siem.driver() as d:
             result = sync(inv, d)
             assert d.logins >= 2  # renewed at least once during the sync
@@ -220,7 +220,7 @@ def test_a_burst_over_the_rate_limit_completes_through_backoff(tmp_path: Path) -
     siem = start_lab_siem(tmp_path / "s", max_rpm=8, window=1.5)
     try:
         apps = [appliance(f"col-int-{i}", f"198.18.31.{i}") for i in range(1, 21)]
-        inv = load_inventory(_inv(siem, tmp_path / "inv", appliances=apps))
+        inv = sb_inventory(_inv(siem, tmp_path / "inv", appliances=apps))
         with siem.driver() as d:
             result = sync(inv, d)
             assert d.backoffs >= 1
@@ -331,7 +331,7 @@ def test_the_url_override_and_paging_through_many_agents(siem: LabSiem, tmp_path
     assert r.returncode == 2 and "--url" in r.stderr
     out = _sync_json(inv, "--url", siem.url, "--ca-file", str(siem.ca_file))
     assert len(out["agents"]["add"]) == 30
-    loaded = load_inventory(inv, url=siem.url, ca_file=siem.ca_file)
+    loaded = sb_inventory(inv, url=siem.url, ca_file=siem.ca_file)
     with siem.driver(page_size=7) as d:
         assert len(d.list_agents("lab-")) == 30
         before = d.counts.read
@@ -350,5 +350,5 @@ def test_ca_file_of_the_siem_relative_to_the_inventory(siem: LabSiem, tmp_path: 
     hosts = yaml.safe_load((inv / "hosts.yml").read_text())
     hosts["all"]["vars"]["msib_siem"]["ca_file"] = "siem-ca.pem"
     (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
-    assert load_inventory(inv).ca_file == inv / "siem-ca.pem"
+    assert sb_inventory(inv).ca_file == inv / "siem-ca.pem"
     assert len(_sync_json(inv)["agents"]["add"]) == len(APPLIANCES)

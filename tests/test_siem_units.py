@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from msib.lab.siem.wire import parse_cdb
 from msib.secrets import Secret
 from msib.siem.base import decode_cdb, encode_cdb
-from msib.siem.sync import load_inventory, sync
+from msib.siem.sync import sb_inventory, sync
 from msib.siem.wazuh import RetryPolicy
 from siem_helpers import PASSWORD, appliance, obj, start_lab_siem, write_inventory
 
@@ -54,7 +54,7 @@ def test_backoff_grows_then_stays_within_its_cap(retry: int, r: float) -> None:
 def test_no_password_or_token_in_any_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     siem = start_lab_siem(tmp_path / "s", max_rpm=4, window=1.0)  # back-offs log too
     try:
-        inv = load_inventory(write_inventory(tmp_path / "inv", "lab", [appliance("col-int-1", "198.18.31.10")],
+        inv = sb_inventory(write_inventory(tmp_path / "inv", "lab", [appliance("col-int-1", "198.18.31.10")],
                                              [obj("198.18.16.5", "pc5.lab")], url=siem.url,
                                              ca_file=str(siem.ca_file)))
         caplog.set_level(logging.DEBUG)

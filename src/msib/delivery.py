@@ -25,11 +25,12 @@ import shlex
 import subprocess
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from msib import contract
 from msib.errors import InputError
 
 SourceKind = Literal["object", "collector", "ids_sensor", "firewall"]
@@ -130,19 +131,6 @@ class NotVerifiable:
         return _Nothing()
 
 
-def _ssh_base(all_vars: Mapping[str, Any]) -> list[str]:
-    """ssh options every connection of the inventory uses (strict host keys always)."""
-    s = all_vars.get("msib_ssh") or {}
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
-    if s.get("config_file"):
-        argv += ["-F", str(s["config_file"])]
-    if s.get("known_hosts_file"):
-        argv += ["-o", f"UserKnownHostsFile={s['known_hosts_file']}"]
-    if s.get("key_file"):
-        argv += ["-i", str(s["key_file"])]
-    if s.get("user"):
-        argv += ["-l", str(s["user"])]
-    return argv
 
 
 def sources_from_inventory(inventory_dir: str | Path, objects: Sequence[tuple[str, str]] = ()) -> list[Source]:
@@ -154,23 +142,17 @@ def sources_from_inventory(inventory_dir: str | Path, objects: Sequence[tuple[st
     Raises:
         InputError: an unreadable inventory, or an object of an unknown circuit.
     """
-    from msib.deploy import load_inventory
-
-    path, hosts = load_inventory(inventory_dir)
-    common = hosts[0].vars if hosts else {}
-    circuits: Mapping[str, Any] = common.get("msib_circuits") or {}
-    base = _ssh_base(common)
+    inv = contract.load(inventory_dir)
+    circuits = inv.circuits
+    base = inv.ssh.argv()
     out: list[Source] = []
-    for h in hosts:
-        address = str(h.vars.get("ansible_host") or h.name)
-        out.append(Source(h.name, h.role, str(h.vars.get("msib_circuit")),  # type: ignore[arg-type]
-                          (*base, address)))
+    for h in inv.of(*contract.LINUX_ROLES):
+        out.append(Source(h.name, h.role, str(h.circuit), (*base, h.address)))  # type: ignore[arg-type]
     for name, circuit in objects:
-        if circuit not in circuits or not circuits[circuit].get("collectors"):
-            raise InputError(str(path), f"object {name}: no circuit {circuit!r} with a collector",
+        if circuit not in circuits or not circuits[circuit].collectors:
+            raise InputError(str(inv.hosts_file), f"object {name}: no circuit {circuit!r} with a collector",
                              fix=f"one of: {', '.join(sorted(circuits))}")
-        col = circuits[circuit]["collectors"][0]
-        out.append(Source(name, "object", circuit, (*base, name), str(col.get("service_address") or col["address"])))
+        out.append(Source(name, "object", circuit, (*base, name), circuits[circuit].collectors[0].service_address))
     return out
 
 

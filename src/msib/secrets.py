@@ -1,4 +1,4 @@
-"""Secrets as a type: masked in str/repr/logs, unmasked only where they are sent.
+"""Secrets as a type (masked in str/repr/logs, unmasked only where sent), and the one ansible-vault reader.
 
 Example:
     >>> s = Secret("hunter2")
@@ -11,9 +11,18 @@ Example:
 from __future__ import annotations
 
 import hmac
-from typing import Final
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from msib.errors import InputError
 
 MASK: Final = "********"
+#: Where ansible-vault's password file is named when no --vault-password-file is given.
+ENV_VAULT_PASSWORD_FILE: Final = "ANSIBLE_VAULT_PASSWORD_FILE"
 
 
 class Secret:
@@ -57,3 +66,63 @@ class Secret:
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("a Secret is not pickled (it would leave the process unmasked)")
+
+
+def vault_password_file(vault_file: Path, given: Path | None, env: Mapping[str, str] | None = None) -> Path:
+    """The password file of `vault_file`: `given`, else ``$ANSIBLE_VAULT_PASSWORD_FILE``.
+
+    Raises:
+        InputError: neither is set.
+    """
+    env = os.environ if env is None else env
+    if given is not None:
+        return given
+    if env.get(ENV_VAULT_PASSWORD_FILE):
+        return Path(env[ENV_VAULT_PASSWORD_FILE])
+    raise InputError(str(vault_file), "no vault password file",
+                     fix=f"pass --vault-password-file or set {ENV_VAULT_PASSWORD_FILE}")
+
+
+def read_vault(vault_file: Path, password_file: Path, required: Sequence[str],
+               optional: Sequence[str] = ()) -> dict[str, str]:
+    """The string values of an ansible-vault encrypted YAML mapping: every `required` key, and the
+    `optional` ones it has.
+
+    Raises:
+        InputError: a file is unreadable, not a vault (secrets are never kept in plain text), the
+            password is wrong, or a key is missing, empty or not a string.
+    """
+    from ansible.errors import AnsibleError
+    from ansible.parsing.vault import VaultLib, VaultSecret, is_encrypted
+
+    try:
+        vault_password = password_file.read_bytes().strip()
+        data = vault_file.read_bytes()
+    except OSError as exc:
+        raise InputError(str(exc.filename), f"cannot read: {exc.strerror}") from None
+    if not is_encrypted(data):
+        raise InputError(str(vault_file), "not an ansible-vault file (secrets are never kept in plain text)",
+                         fix="encrypt it with `ansible-vault encrypt`")
+    try:
+        plain = VaultLib([("default", VaultSecret(vault_password))]).decrypt(data)
+    except AnsibleError:
+        raise InputError(str(vault_file), "cannot decrypt the vault file",
+                         fix="check the vault password file") from None
+    try:
+        values: Any = yaml.safe_load(plain)
+    except yaml.YAMLError:
+        values = None
+    if not isinstance(values, dict):
+        raise InputError(str(vault_file), "the decrypted vault is not a YAML mapping",
+                         fix=f"store {' and '.join(required)} in it")
+    out: dict[str, str] = {}
+    for key in required:
+        if not isinstance(values.get(key), str) or not values[key]:
+            raise InputError(str(vault_file), "missing or empty", where=key, fix="add it to the vault")
+        out[key] = values[key]
+    for key in optional:
+        if values.get(key) is not None and not isinstance(values[key], str):
+            raise InputError(str(vault_file), "not a string", where=key)
+        if values.get(key):
+            out[key] = values[key]
+    return out

@@ -51,9 +51,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from msib import render
-from msib.checks import Inventory, InventoryHost, load_inventory, pending_upgrades, ssh_config_text
+from msib import contract, render
+from msib.checks.parsers import pending_upgrades
+from msib.contract import Appliance, Inventory
 from msib.errors import InputError, MsibError
+from msib.fsutil import atomic_write
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 75
 DEFAULT_LOCK = Path(os.environ.get("MSIB_UPDATE_LOCK", "/run/lock/msib-update.lock"))
@@ -121,12 +123,12 @@ def _now() -> str:
 class Remote:
     """Runs root commands on appliances over SSH (strict host keys, one multiplexed master each)."""
 
-    def __init__(self, inv: Inventory, hosts: Sequence[InventoryHost]) -> None:
+    def __init__(self, inv: Inventory, hosts: Sequence[Appliance]) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="msib-update-"))
         control = self.workdir / "cm"
         control.mkdir(mode=0o700)
         self.config = self.workdir / "ssh_config"
-        self.config.write_text(ssh_config_text(inv, hosts, control))
+        self.config.write_text(inv.ssh.run_config(hosts, control, header="written by msib update for one run"))
         self.hosts = list(hosts)
 
     def run(self, host: str, script: str, *, stdin: bytes | None = None,
@@ -298,10 +300,7 @@ def fetch_ruleset(source: str, series: str, cache: Path = DEFAULT_CACHE) -> tupl
             if render.sha256(data) != digest:
                 raise UpdateError(f"rule source: {version}/{name} has sha256 {render.sha256(data)[:16]}…, "
                                   f"the index says {str(digest)[:16]}…: refusing it")
-            where.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{name}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
         got.append((name, data))
     return Ruleset(series=series, version=version, released=released, files=tuple(got)), cached
 
@@ -326,9 +325,7 @@ def publish_ruleset(source_dir: Path, series: str, version: str, files: dict[str
         digests[name] = render.sha256(raw)
     index = {"version": version, "released": released or time.strftime("%Y-%m-%d", time.gmtime()),
              "files": digests}
-    tmp = vdir.parent / ".latest.json.tmp"
-    tmp.write_text(json.dumps(index, indent=2) + "\n")
-    os.replace(tmp, vdir.parent / "latest.json")
+    atomic_write(vdir.parent / "latest.json", json.dumps(index, indent=2) + "\n")
     return vdir
 
 
@@ -393,9 +390,9 @@ def _engine(remote: Remote, host: str, socket: str) -> tuple[int, int, float, st
     return loaded, failed, epoch, text
 
 
-def _probe(remote: Remote, h: InventoryHost) -> tuple[str, str, str, str, float]:
+def _probe(remote: Remote, h: Appliance) -> tuple[str, str, str, str, float]:
     """(series, socket, rule file, its sha256 or 'missing', its mtime) of a sensor."""
-    ctx = h.context()
+    ctx = render.context(h.role, h.vars)
     rule_file = ctx.get("ids_sensor_update_rule_file")
     if not rule_file:
         raise UpdateError(f"{h.name}: ids_sensor_update_rule_file is null: this sensor takes no rule updates")
@@ -416,7 +413,7 @@ def _probe(remote: Remote, h: InventoryHost) -> tuple[str, str, str, str, float]
         str(rule_file), sha, mtime
 
 
-def _converge_sensor(remote: Remote, h: InventoryHost, rs: Ruleset, socket: str, rule_file: str,
+def _converge_sensor(remote: Remote, h: Appliance, rs: Ruleset, socket: str, rule_file: str,
                      current_sha: str, mtime: float) -> SensorRules:
     out = SensorRules(series=rs.series, version=rs.version, sha256=rs.sha256)
     bundle = rs.bundle()
@@ -459,13 +456,13 @@ def _converge_sensor(remote: Remote, h: InventoryHost, rs: Ruleset, socket: str,
     return out
 
 
-def update_rules(remote: Remote, sensors: Sequence[InventoryHost], source: str, cache: Path,
+def update_rules(remote: Remote, sensors: Sequence[Appliance], source: str, cache: Path,
                  workers: int) -> dict[str, Any]:
     """Fetch once per Suricata series, test, push, reload without restart, verify; the rules summary."""
     results: dict[str, SensorRules] = {h.name: SensorRules() for h in sensors}
     probes: dict[str, tuple[str, str, str, str, float]] = {}
 
-    def probe(h: InventoryHost) -> None:
+    def probe(h: Appliance) -> None:
         try:
             probes[h.name] = _probe(remote, h)
             results[h.name].series = probes[h.name][0]
@@ -494,7 +491,7 @@ def update_rules(remote: Remote, sensors: Sequence[InventoryHost], source: str, 
             for h in members:
                 results[h.name].error = f"rule set of suricata-{series} not usable: {exc}"
 
-    def converge(h: InventoryHost) -> None:
+    def converge(h: Appliance) -> None:
         series, socket, rule_file, sha, mtime = probes[h.name]
         try:
             results[h.name] = _converge_sensor(remote, h, rulesets[series], socket, rule_file, sha, mtime)
@@ -576,12 +573,12 @@ def run_update(inventory: str | Path, *, packages: bool = False, rules: bool = F
     if workers < 1:
         raise InputError("--workers", "must be 1 or more")
     say = on_step or (lambda _line: None)
-    inv = load_inventory(inventory, vars_files)
-    hosts = [inv.host(n) for n in limit] if limit else list(inv.hosts)
+    inv = contract.load(inventory).with_vars(contract.read_vars(vars_files))
+    hosts = [inv.appliance(n) for n in limit] if limit else list(inv.of(*contract.LINUX_ROLES))
     if not hosts:
-        raise InputError(str(inv.path / "hosts.yml"), "no appliance to update")
+        raise InputError(str(inv.hosts_file), "no appliance to update")
     with update_lock(lock):
-        run = UpdateRun(inventory=str(inv.path), started=time.time(), lock=str(lock))
+        run = UpdateRun(inventory=str(inv.directory), started=time.time(), lock=str(lock))
         remote = Remote(inv, hosts)
         try:
             if packages:
@@ -592,7 +589,7 @@ def run_update(inventory: str | Path, *, packages: bool = False, rules: bool = F
                 run.packages = done
             if rules:
                 sensors = [h for h in hosts if h.role == "ids_sensor"]
-                source = rules_source or str(sensors[0].variables.get("msib_ids_rules_source") or "") \
+                source = rules_source or str(sensors[0].vars.get("msib_ids_rules_source") or "") \
                     if sensors else (rules_source or "")
                 source = source or default_rules_source()
                 say(f"rules: {len(sensors)} sensors from {source}")
@@ -631,7 +628,7 @@ def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Seq
     Raises:
         InputError: the inventory has no hosts.yml, or an argument would break the unit.
     """
-    load_inventory(inventory, vars_files)
+    contract.load(inventory).with_vars(contract.read_vars(vars_files))
     words = [*(w for f in vars_files for w in ("--vars", str(Path(f).resolve()))), *args]
     if any(re.search(r"[\s\"'$\\%;]", w) for w in [str(inventory), *words]):
         raise InputError("install-timer", "paths and arguments must not contain spaces, quotes, $, %, ; or \\")
@@ -640,11 +637,11 @@ def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Seq
     env_text = (f"# written by msib update install-timer\nMSIB_INVENTORY={Path(inventory).resolve()}\n"
                 f"MSIB_UPDATE_ARGS={' '.join(words)}\n")
     written: dict[str, str] = {"env": str(env_file)}
-    _write(env_file, env_text)
+    atomic_write(env_file, env_text, mode=0o644)
     unit_dir.mkdir(parents=True, exist_ok=True)
     for name in ("msib-update.service", "msib-update.timer"):
         text = (contrib_dir() / name).read_text().replace("@MSIB@", exe).replace("@ENV@", str(env_file))
-        _write(unit_dir / name, text)
+        atomic_write(unit_dir / name, text, mode=0o644)
         written["service" if name.endswith(".service") else "timer"] = str(unit_dir / name)
     if enable:
         for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "msib-update.timer"]):
@@ -653,10 +650,3 @@ def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Seq
                 raise UpdateError(f"{' '.join(argv)} failed: {proc.stderr.strip()} (units are written; "
                                   "run it by hand where systemd is PID 1)")
     return written
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(0o644)
-    os.replace(tmp, path)

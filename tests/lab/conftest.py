@@ -14,23 +14,26 @@ from typing import Any
 
 import pytest
 
+from msib import manifest, render
+from msib.contract import LINUX_ROLES
 from msib.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
 
-#: Managed files per role: what both engines must install byte for byte.
-APT = "/etc/apt/apt.conf.d/01msib-proxy"  # roles/apt_proxy, a dependency of every role
-MANAGED: dict[str, tuple[str, ...]] = {
-    "collector": (APT, "/etc/rsyslog.conf", "/etc/msib/collector.nft", "/etc/systemd/system/msib-collector-nft.service",
-                  "/etc/msib/tls/ca.pem", "/etc/msib/tls/collector.pem", "/etc/msib/tls/collector.key"),
-    "ids_sensor": (APT, "/etc/suricata/suricata.yaml", "/etc/suricata/rules/msib-lab.rules", "/etc/rsyslog.conf"),
-    "firewall": (APT, "/etc/msib/firewall/ruleset.nft", "/usr/local/sbin/msib-nft-commit", "/etc/nftables.conf"),
-}
-SERVICES: dict[str, tuple[str, ...]] = {
-    "collector": ("rsyslog", "msib-collector-nft"),
-    "ids_sensor": ("suricata", "rsyslog"),
-    "firewall": ("nftables",),
-}
+
+
+def _managed(role: str) -> tuple[str, ...]:
+    """Every file `role` (and the roles it depends on, apt_proxy) may install: its manifest's dests."""
+    m = manifest.load(role)
+    paths = [p for dep in m.depends for p in manifest.load(dep).dests(render.defaults(dep))]
+    return tuple(paths + m.dests(render.defaults(role)))
+
+
+#: Managed files per role (roles/<role>/meta/manifest.yml): what both engines must install byte for byte.
+MANAGED: dict[str, tuple[str, ...]] = {role: _managed(role) for role in LINUX_ROLES}
+#: The units each role keeps enabled (and running, but for the firewall's nftables.service).
+SERVICES: dict[str, tuple[str, ...]] = {role: tuple(s.unit for s in manifest.load(role).services)
+                                        for role in LINUX_ROLES}
 
 
 @pytest.fixture(scope="session")
@@ -42,15 +45,19 @@ def deploy_lab(lab: Lab) -> Lab:
 
 @pytest.fixture(scope="session")
 def inventory_dir(deploy_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lab's inventory directory (written by `msib lab up`), or one made per the contract."""
+    """The lab's inventory directory (written by `msib lab up`), or one the product's builder writes."""
     override = os.environ.get("MSIB_TEST_INVENTORY")
     if override:
         return Path(override)
     if (deploy_lab.inventory_dir / "hosts.yml").is_file():
         return deploy_lab.inventory_dir
-    from contract_inventory import write_contract_inventory
+    from msib.inventory import SshSettings, inventory_model, render_hosts_yml
 
-    return write_contract_inventory(deploy_lab, tmp_path_factory.mktemp("inventory"))
+    ssh = SshSettings(ssh_config=deploy_lab.ssh_config, known_hosts=deploy_lab.known_hosts,
+                      identity_file=deploy_lab.identity, user=deploy_lab.plan.management.ssh_user)
+    directory = tmp_path_factory.mktemp("inventory")
+    (directory / "hosts.yml").write_bytes(render_hosts_yml(inventory_model(deploy_lab.plan, None, ssh=ssh)))
+    return directory
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import REPO, ssh
 from msib.delivery import NotVerifiable, check_delivery, sources_from_inventory
-from msib.deploy import run_deploy
+from msib.engines.deploy import run_deploy
 from msib.lab import Lab
 
 pytestmark = pytest.mark.lab

@@ -27,7 +27,7 @@ import pytest
 
 from conftest import REPO, ssh
 from msib import render
-from msib.deploy import run_deploy
+from msib.engines.deploy import run_deploy
 from msib.lab import Lab
 from msib.lab.delivery import count_at_siem, load_result, send_load, wait_for_count
 
@@ -103,10 +103,9 @@ def relp_to_siem(deploy_lab: Lab, converged_collector: Path, lab_vars: dict[str,
     900 000, one batch, see docs/delivery.md). RELP acknowledges every message, so the collector
     sends again whatever was not acknowledged.
     """
-    from msib.deploy import load_inventory
+    from msib import contract
 
-    _, hosts = load_inventory(converged_collector)
-    siem = dict(next(h for h in hosts if h.name == COLLECTOR).vars["msib_siem"])
+    siem = dict(contract.load(converged_collector).appliance(COLLECTOR).vars["msib_siem"])
     relp = {**lab_vars, "msib_siem": {**siem, "syslog": {**siem["syslog"], "transport": "relp+tls", "port": 2514}}}
     try:
         for host in (FIREWALL, COLLECTOR):
@@ -284,15 +283,14 @@ def test_full_disk_queue_discards_the_newest_and_says_so(
 @pytest.mark.parametrize("fault", ["wrong_ca", "wrong_name"])
 def test_siem_certificate_of_the_wrong_ca_or_name_is_refused_and_logged(
         deploy_lab: Lab, converged_collector: Path, lab_vars: dict[str, Any], tmp_path: Path, fault: str) -> None:
-    from msib.deploy import load_inventory
+    from msib import contract
     from msib.lab.pki import LabCA
 
     if fault == "wrong_ca":
         other = LabCA.ensure(tmp_path / "other-ca")
         bad = {**lab_vars, "collector_ca_file": str(other.cert_path)}
     else:
-        _, hosts = load_inventory(converged_collector)
-        siem = dict(next(h for h in hosts if h.name == COLLECTOR).vars["msib_siem"])
+        siem = dict(contract.load(converged_collector).appliance(COLLECTOR).vars["msib_siem"])
         bad = {**lab_vars, "msib_siem": {**siem, "syslog": {**siem["syslog"], "peer_name": "wrong.lab.msib"}}}
     assert run_deploy(converged_collector, "pyinfra", limit=COLLECTOR, extra_vars=bad).ok
     since = ssh(deploy_lab, COLLECTOR, "date '+%Y-%m-%d %H:%M:%S'").strip()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from conftest import ssh
-from msib.deploy import run_deploy
+from msib.engines.deploy import run_deploy
 from msib.lab import Lab
 
 

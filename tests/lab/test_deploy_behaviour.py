@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from conftest import REPO, host_state, ssh
-from msib.deploy import load_inventory, run_deploy
+from msib import contract
+from msib.engines.deploy import run_deploy
 from msib.lab import Lab
 
 pytestmark = pytest.mark.lab
@@ -81,7 +82,7 @@ def test_suricata_rule_fires_on_lab_traffic_and_the_alert_lands_at_the_collector
 @pytest.mark.parametrize("engine", ["pyinfra", "ansible"])
 def test_check_mode_changes_nothing(deploy_lab: Lab, converged: Path, lab_vars: dict[str, Any],
                                     engine: str) -> None:
-    _, hosts = load_inventory(converged)
+    hosts = contract.load(converged).of(*contract.LINUX_ROLES)
     # make one file drift so that there is something check mode would change
     ssh(deploy_lab, "col-int-1", "echo '# drift' >> /etc/rsyslog.conf")
     before = {h.name: host_state(deploy_lab, h.name, h.role) for h in hosts}

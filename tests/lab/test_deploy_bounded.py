@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from conftest import ssh
-from msib.deploy import Outcome, run_deploy
+from msib.engines.deploy import run_deploy
+from msib.engines.result import Outcome
 from msib.lab import Lab
 
 pytestmark = pytest.mark.lab

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from conftest import host_state
-from msib.deploy import DeployResult, load_inventory, run_deploy
+from msib import contract
+from msib.engines.deploy import run_deploy
+from msib.engines.result import DeployResult
 from msib.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
@@ -21,7 +23,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def engine_runs(deploy_lab: Lab, inventory_dir: Any, lab_vars: dict[str, Any]) -> dict[str, Any]:
     """For each engine: first run, second run, and the state of every appliance after them."""
-    _, hosts = load_inventory(inventory_dir)
+    hosts = contract.load(inventory_dir).of(*contract.LINUX_ROLES)
     names = [h.name for h in hosts]
     runs: dict[str, Any] = {}
     for engine in ("pyinfra", "ansible"):

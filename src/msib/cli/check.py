@@ -13,7 +13,8 @@ from rich.console import Console
 from msib.cli.console import console, out, print_json
 
 if TYPE_CHECKING:
-    from msib.checks import CheckResult, CheckRun, InventoryHost
+    from msib.checks import CheckResult, CheckRun
+    from msib.contract import Appliance
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
@@ -31,7 +32,7 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
         tasks: dict[str, TaskID] = {}
         bad: dict[str, int] = {}
 
-        def start(hosts: list[InventoryHost]) -> None:
+        def start(hosts: list[Appliance]) -> None:
             for h in hosts:
                 tasks[h.name] = progress.add_task(h.name, total=len(checks_for(h.role)), status="")
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from msib.cli.console import console, out, print_json
-from msib.deploy import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome, run_deploy
+from msib.engines.result import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome
 from msib.errors import InputError
 
 if TYPE_CHECKING:
@@ -151,6 +151,8 @@ def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | No
     if engine not in ENGINES:  # narrows str to Engine below
         raise InputError("--engine", f"unknown engine {engine!r}", fix="pyinfra or ansible")
     from rich.live import Live
+
+    from msib.engines.deploy import run_deploy
 
     extra = read_vars(vars_files)
     live = Live(console=console, transient=True, refresh_per_second=8, auto_refresh=console.is_terminal)

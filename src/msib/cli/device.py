@@ -36,7 +36,7 @@ DevJsonOpt = Annotated[bool, typer.Option("--json", help="Print the per-device o
 
 
 def _device_run(inventory: Path, action: str, as_json: bool, **opts: Any) -> None:
-    from msib import device_cli
+    from msib.netdev import runner as device_cli
 
     if opts.get("transport") not in (None, "tcp", "udp"):
         raise typer.BadParameter("tcp or udp", param_hint="--transport")
@@ -112,7 +112,7 @@ def device_trust(inventory: DevInventoryOpt,
 
     Exit 0 pinned (or already), 1 not pinned (no or another fingerprint), 2 bad input.
     """
-    from msib import device_cli
+    from msib.netdev import runner as device_cli
 
     outcome = device_cli.trust(inventory, limit, fingerprint, known_hosts)
     if as_json:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from msib.deploy import REPO, DeployResult, HostResult, InventoryHost, Progress, ssh_settings, step_error
+from msib.contract import Appliance, Inventory
+from msib.engines.result import REPO, DeployResult, HostResult, Progress, step_error
 from msib.errors import MsibError
 
 
@@ -27,7 +28,7 @@ def _deploys() -> dict[str, Any]:
     return {"collector": collector, "ids_sensor": ids_sensor, "firewall": firewall}
 
 
-def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
+def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: dict[str, Any],
         progress: Progress | None, step_timeout: float) -> DeployResult:
     """Connect to `hosts`, add each role's deploy, run it (or only detect changes when `check`)."""
     from pyinfra.api.config import Config
@@ -41,8 +42,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
     result = DeployResult("pyinfra", check, {h.name: HostResult() for h in hosts})
     names_data = []
     for h in hosts:
-        data = {k: v for k, v in h.vars.items() if not k.startswith("ansible_")}
-        data.update(ssh_settings(h.vars))
+        data = h.pyinfra_data(inv.ssh)
         data.update(extra_vars)
         names_data.append((h.name, data))
     groups: dict[str, tuple[list[str], dict[str, Any]]] = {}

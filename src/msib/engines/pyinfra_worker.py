@@ -5,9 +5,11 @@ never yield: hosts run one after another and an operation's ``_timeout`` cannot 
 host stalls the run for ever (measured on the lab). Patching msib's own process would change the
 threads that the live display, Ansible and the tests rely on, so pyinfra gets a process of its own.
 
-Protocol: the parent writes one YAML job to stdin (see :func:`msib.engines.run_pyinfra.run`); the
-worker writes JSON lines to stdout: ``{"start": HOST, "what": STEP}`` as a step starts,
-``{"event": HOST, "outcome": ..., "what": ...}`` as it ends, and last ``{"result": {...}}``.
+Protocol: the parent writes one YAML job to stdin (see :func:`msib.engines.pyinfra.run`: the
+inventory directory, the names of the hosts, check, step_timeout, extra_vars); the worker reads
+the inventory itself (:func:`msib.contract.load`) and writes JSON lines to stdout:
+``{"start": HOST, "what": STEP}`` as a step starts, ``{"event": HOST, "outcome": ..., "what": ...}``
+as it ends, and last ``{"result": {...}}``.
 """
 
 from gevent import monkey
@@ -17,12 +19,12 @@ monkey.patch_all()
 # ruff: noqa: E402  (the patch must come before every other import)
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from msib.deploy import InventoryHost, Outcome
+from msib import contract
+from msib.engines.result import Outcome
 
 
 class _Lines:
@@ -45,8 +47,9 @@ def main() -> int:
     from msib.engines.pyinfra_session import run
 
     job = yaml.safe_load(sys.stdin.read())
-    hosts = [InventoryHost(h["name"], h["role"], h["vars"]) for h in job["hosts"]]
-    result = run(Path(job["hosts_file"]), hosts, check=bool(job["check"]), extra_vars=job["extra_vars"],
+    inventory = contract.load(job["inventory"])
+    hosts = [inventory.appliance(name) for name in job["hosts"]]
+    result = run(inventory, hosts, check=bool(job["check"]), extra_vars=job["extra_vars"],
                  progress=_Lines(), step_timeout=float(job["step_timeout"]))
     _emit({"result": {name: {"changed": h.changed, "unchanged": h.unchanged, "failed": h.failed,
                              "error": h.error} for name, h in result.hosts.items()}})

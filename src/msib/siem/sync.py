@@ -14,7 +14,7 @@ Agents of other SBs (other prefixes) are never listed as ours, so never touched.
 inventory agree, no write request is sent.
 
 Example:
-    >>> inv = load_inventory(Path("inventories/lab/build"))                   # doctest: +SKIP
+    >>> inv = sb_inventory(Path("inventories/lab/build"))                     # doctest: +SKIP
     >>> with WazuhDriver(inv.api_url, credentials.resolve(), ca_file=inv.ca_file) as siem:
     ...     result = sync(inv, siem)                                         # doctest: +SKIP
     >>> result.as_json()["requests"]                                          # doctest: +SKIP
@@ -31,12 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
+from msib import contract
 from msib.errors import InputError
 from msib.siem.base import Agent, SiemDriver
 
-ROLE_GROUPS = ("collector", "ids_sensor", "firewall", "netdev")
+ROLE_GROUPS = contract.ROLE_GROUPS
 CIRCUITS = ("internal", "external")
 OS_FAMILIES = ("windows", "linux", "network", "other")
 _CODE_RE = re.compile(r"^[a-z0-9-]{2,32}$")
@@ -121,92 +120,34 @@ class SyncResult:
 # --- reading the inventory ------------------------------------------------------------------------
 
 
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _walk_groups(groups: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every group by name (children flattened), as in an Ansible YAML inventory."""
-    out: dict[str, dict[str, Any]] = {}
-
-    def visit(name: str, group: Any) -> None:
-        group = _mapping(group)
-        out.setdefault(name, {"hosts": {}, "children": set()})
-        for host, hvars in _mapping(group.get("hosts")).items():
-            out[name]["hosts"].setdefault(str(host), {}).update(_mapping(hvars))
-        for child, sub in _mapping(group.get("children")).items():
-            out[name]["children"].add(str(child))
-            visit(str(child), sub)
-
-    for name, group in groups.items():
-        visit(str(name), group)
-    return out
-
-
-def _group_hosts(groups: dict[str, dict[str, Any]], name: str, seen: set[str] | None = None) -> set[str]:
-    seen = seen or set()
-    if name in seen or name not in groups:
-        return set()
-    seen.add(name)
-    hosts = set(groups[name]["hosts"])
-    for child in groups[name]["children"]:
-        hosts |= _group_hosts(groups, child, seen)
-    return hosts
-
-
-def _read_hosts(path: Path) -> tuple[str, list[Source], dict[str, Any]]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(str(path), "no hosts.yml in the inventory directory",
-                         fix="point --inventory at a directory written by `msib inventory build`") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise InputError(str(path), "not valid YAML", where=where, fix="rebuild the inventory") from None
-    root = _mapping(_mapping(data).get("all"))
-    if not root:
-        raise InputError(str(path), "not an Ansible YAML inventory", where="all", fix="rebuild the inventory")
-    avars = _mapping(root.get("vars"))
-    code = avars.get("msib_sb_code")
-    if not isinstance(code, str) or not _CODE_RE.match(code):
-        raise InputError(str(path), f"missing or invalid SB code {code!r}", where="all.vars.msib_sb_code",
+def _sources(inv: contract.Inventory) -> tuple[str, list[Source]]:
+    """The SB code and the appliances (agents) of an inventory, validated for the SIEM."""
+    file = str(inv.hosts_file)
+    code = inv.sb_code
+    if code is None or not _CODE_RE.match(code):
+        raise InputError(file, f"missing or invalid SB code {code!r}", where="all.vars.msib_sb_code",
                          fix="a code is [a-z0-9-]{2,32}")
-    groups = _walk_groups(_mapping(root.get("children")))
-    all_vars: dict[str, dict[str, Any]] = {}
-    for group in groups.values():
-        for host, hvars in group["hosts"].items():
-            all_vars.setdefault(host, {}).update(hvars)
-    members: set[str] = set()
-    for role in ROLE_GROUPS:
-        members |= _group_hosts(groups, role)
     sources: dict[str, Source] = {}
-    for host in sorted(members):
-        app = all_vars.get(host, {}).get("msib_appliance")
+    for host in sorted(inv.of(*ROLE_GROUPS), key=lambda a: a.name):
+        app = host.vars.get("msib_appliance")
         if app is None:
             continue
-        where = f"host {host}: msib_appliance"
-        if not isinstance(app, dict):
-            raise InputError(str(path), "msib_appliance is not a mapping", where=where)
+        where = f"host {host.name}: msib_appliance"
         name, address = app.get("name"), app.get("address")
         if not isinstance(name, str) or not name:
-            raise InputError(str(path), "an appliance needs a name", where=f"{where}.name")
+            raise InputError(file, "an appliance needs a name", where=f"{where}.name")
         agent = f"{code}-{name}"
         if not _AGENT_RE.match(agent):
-            raise InputError(str(path), f"agent name {agent!r} is not [a-z0-9._-]", where=f"{where}.name",
+            raise InputError(file, f"agent name {agent!r} is not [a-z0-9._-]", where=f"{where}.name",
                              fix="use lower-case letters, digits, '.', '_' and '-'")
         try:
             ip = ipaddress.ip_address(str(address)).compressed
         except ValueError:
-            raise InputError(str(path), f"{address!r} is not an IP address", where=f"{where}.address") from None
+            raise InputError(file, f"{address!r} is not an IP address", where=f"{where}.address") from None
         if agent in sources and sources[agent].ip != ip:
-            raise InputError(str(path), f"appliance {name!r} appears twice with different addresses", where=where)
+            raise InputError(file, f"appliance {name!r} appears twice with different addresses", where=where)
         sources[agent] = Source(agent, ip)
-    return code, list(sources.values()), _mapping(avars.get("msib_siem"))
+    return code, list(sources.values())
 
 
 def _read_objects(path: Path) -> dict[str, str]:
@@ -256,8 +197,8 @@ def _read_objects(path: Path) -> dict[str, str]:
     return out
 
 
-def load_inventory(directory: str | Path, *, url: str | None = None, ca_file: Path | None = None) -> SbInventory:
-    """Read `hosts.yml` and `objects.json` of an inventory directory.
+def sb_inventory(directory: str | Path, *, url: str | None = None, ca_file: Path | None = None) -> SbInventory:
+    """What sync needs of an inventory directory: its hosts.yml (:func:`msib.contract.load`) and objects.json.
 
     Args:
         directory: the directory `msib inventory build` wrote.
@@ -268,28 +209,26 @@ def load_inventory(directory: str | Path, *, url: str | None = None, ca_file: Pa
     Raises:
         InputError: naming the file and the place, before any request is sent.
     """
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise InputError(str(directory), "not a directory", fix="give the inventory directory (--inventory DIR)")
-    code, appliances, siem = _read_hosts(directory / "hosts.yml")
+    inv = contract.load(directory)
+    directory = inv.directory
+    code, appliances = _sources(inv)
     objects = _read_objects(directory / "objects.json")
-    api = _mapping(siem.get("api"))
-    api_url = url or (api.get("url") if isinstance(api.get("url"), str) else None)
+    api = inv.siem.api
+    api_url = url or api.url
     if api_url is not None and not api_url.startswith("https://"):
-        raise InputError(str(directory / "hosts.yml") if not url else "--url", f"{api_url!r} is not an https:// URL",
+        raise InputError(str(inv.hosts_file) if not url else "--url", f"{api_url!r} is not an https:// URL",
                          where=None if url else "all.vars.msib_siem.api.url", fix="the SIEM API is reached over TLS")
-    driver = api.get("driver") or "wazuh"
-    if driver != "wazuh":
-        raise InputError(str(directory / "hosts.yml"), f"SIEM driver {driver!r} is not supported",
+    if api.driver != "wazuh":
+        raise InputError(str(inv.hosts_file), f"SIEM driver {api.driver!r} is not supported",
                          where="all.vars.msib_siem.api.driver", fix="use wazuh")
     ca = ca_file
     # the API's own CA file, else the SIEM's (site plan `siem.ca_file`, for syslog and API alike)
-    named = api.get("ca_file") or siem.get("ca_file")
-    if ca is None and isinstance(named, str) and named:
+    named = api.ca_file or inv.siem.ca_file
+    if ca is None and named:
         ca = Path(named)
         if not ca.is_absolute():
             ca = directory / ca
-    return SbInventory(directory, code, tuple(appliances), objects, api_url, ca, str(driver))
+    return SbInventory(directory, code, tuple(appliances), objects, api_url, ca, api.driver)
 
 
 # --- planning and applying ------------------------------------------------------------------------
@@ -396,7 +335,7 @@ def run_sync(
     from msib.siem import credentials
     from msib.siem.wazuh import WazuhDriver
 
-    inventory = load_inventory(inventory_dir, url=url, ca_file=ca_file)
+    inventory = sb_inventory(inventory_dir, url=url, ca_file=ca_file)
     if inventory.api_url is None:
         raise InputError(str(inventory_dir / "hosts.yml"), "no SIEM API URL", where="all.vars.msib_siem.api.url",
                          fix="set it in the site plan, or pass --url")

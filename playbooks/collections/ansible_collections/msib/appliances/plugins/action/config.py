@@ -3,6 +3,10 @@
 Ansible does not render role templates itself: this plugin asks msib.render for the bytes (the
 same call the pyinfra deploys make), writes them to a local temp file and hands that to the copy
 action, which compares checksums, validates the temp file on the host and moves it into place.
+
+With ``managed: ID`` the file's dest, source, mode, validate command, guard and condition come
+from the role's ``meta/manifest.yml`` (msib.manifest); a file the manifest does not install on
+this host (its ``when`` is false, no source is set) is skipped.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
+from ansible_collections.msib.appliances.plugins.plugin_utils.msib_context import role_context
 
 _COPY_ARGS = ("dest", "mode", "owner", "group", "validate")
 
@@ -23,31 +28,37 @@ class ActionModule(ActionBase):
     """Render with msib, install with copy."""
 
     TRANSFERS_FILES = True
-    _VALID_ARGS = frozenset(("role", "template", "file", "src", "guard", *_COPY_ARGS))
-
-    def _context(self, role: str, task_vars: dict[str, Any]) -> dict[str, Any]:
-        from msib import render
-
-        wanted = {k: v for k, v in task_vars.items() if k.startswith(("msib_", f"{role}_"))}
-        return render.context(role, self._templar.template(wanted))
+    _VALID_ARGS = frozenset(("role", "managed", "item", "template", "file", "src", "guard", *_COPY_ARGS))
 
     def run(self, tmp: Any = None, task_vars: dict[str, Any] | None = None) -> dict[str, Any]:
         task_vars = task_vars or {}
         super().run(tmp, task_vars)
-        args = self._task.args
+        args = dict(self._task.args)
         role = args.get("role")
-        sources = [k for k in ("template", "file", "src") if args.get(k)]
-        if not role or len(sources) != 1 or not args.get("dest"):
-            raise AnsibleActionFail("msib.appliances.config needs role, dest and one of template, file, src")
         try:
-            from msib import render
+            from msib import manifest, render
             from msib.engines import guards
             from msib.errors import MsibError
         except ImportError as exc:  # the controller runs Ansible from msib's own venv
             raise AnsibleActionFail(f"msib is not importable by this Ansible ({exc})") from None
+        ctx: dict[str, Any] | None = None
+        if role and args.get("managed"):
+            try:
+                ctx = role_context(self._templar, role, task_vars)
+                spec = manifest.load(role).install_file(str(args["managed"]), ctx, args.get("item"))
+            except MsibError as exc:
+                raise AnsibleActionFail(str(exc)) from None
+            if spec is None:
+                return {"changed": False, "skipped": True,
+                        "skip_reason": f"roles/{role}/meta/manifest.yml installs {args['managed']} not on this host"}
+            args.update(spec.args())
+        sources = [k for k in ("template", "file", "src") if args.get(k)]
+        if not role or len(sources) != 1 or not args.get("dest"):
+            raise AnsibleActionFail("msib.appliances.config needs role, and managed or dest and one of "
+                                    "template, file, src")
         try:
             if args.get("template"):
-                ctx = self._context(role, task_vars)
+                ctx = ctx if ctx is not None else role_context(self._templar, role, task_vars)
                 data = render.render(role, args["template"], ctx).encode()
                 if args.get("guard"):
                     guards.check(args["guard"], data.decode(), ctx)

@@ -16,6 +16,14 @@ options:
     description: The role whose template or file this is.
     type: str
     required: true
+  managed:
+    description:
+      - The ID of a file of C(roles/<role>/meta/manifest.yml); its dest, source, mode, validate and guard
+        come from there, and the task is skipped when the manifest does not install it on this host.
+    type: str
+  item:
+    description: The item of a manifest file installed once per item of a list (its C(loop)).
+    type: raw
   template:
     description: Template name under the role's templates/ (one of template, file, src).
     type: str
@@ -26,9 +34,8 @@ options:
     description: A file on the controller, copied as it is (certificates, keys).
     type: path
   dest:
-    description: Where the file goes on the host.
+    description: Where the file goes on the host (required unless managed is given).
     type: path
-    required: true
   mode:
     description: File mode.
     type: str
@@ -52,7 +59,12 @@ author: [msib]
 """
 
 EXAMPLES = r"""
-- name: Write the rsyslog configuration
+- name: Write the rsyslog configuration (roles/collector/meta/manifest.yml files.rsyslog)
+  msib.appliances.config:
+    role: collector
+    managed: rsyslog
+
+- name: Write a file given here
   msib.appliances.config:
     role: collector
     template: rsyslog.conf.j2

@@ -1,4 +1,4 @@
-"""Run the pyinfra deploys in a worker process of their own and relay its progress.
+"""The pyinfra engine: the deploys run in a worker process of their own; its progress is relayed.
 
 See :mod:`msib.engines.pyinfra_worker` for why pyinfra runs in its own (gevent-patched) process.
 """
@@ -9,32 +9,41 @@ import json
 import subprocess
 import sys
 import threading
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
 
-from msib.deploy import DeployResult, HostResult, InventoryHost, Progress
+from msib.contract import Appliance, Inventory
+from msib.engines.result import DeployResult, HostResult, Progress
 from msib.errors import DeployError, InputError
 
+#: The worker's module (``python -m``): see :mod:`msib.engines.pyinfra_worker`.
+WORKER = "msib.engines.pyinfra_worker"
 
-def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
+
+def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: dict[str, Any],
         progress: Progress | None, step_timeout: float) -> DeployResult:
     """Deploy `hosts` with pyinfra (only detect changes when `check`), every step bounded by `step_timeout`.
 
+    The worker reads the same inventory directory (:func:`msib.contract.load`) and deploys the
+    hosts named in its job.
+
     Raises:
-        InputError: role variables that cannot be handed to the worker (not plain YAML data).
+        InputError: no known_hosts for a host, or role variables that cannot be handed to the
+            worker (not plain YAML data); both before the worker starts.
         DeployError: the worker died without a result.
     """
+    for h in hosts:  # the connection settings are complete (strict host keys) before anything runs
+        h.pyinfra_data(inventory.ssh)
     try:
         job = yaml.safe_dump({
-            "hosts_file": str(hosts_file), "check": check, "step_timeout": step_timeout,
-            "extra_vars": extra_vars,
-            "hosts": [{"name": h.name, "role": h.role, "vars": dict(h.vars)} for h in hosts],
+            "inventory": str(inventory.directory), "check": check, "step_timeout": step_timeout,
+            "extra_vars": extra_vars, "hosts": [h.name for h in hosts],
         })
     except yaml.YAMLError as exc:
         raise InputError("--vars", f"role variables must be plain data: {exc}") from None
-    proc = subprocess.Popen([sys.executable, "-m", "msib.engines.pyinfra_worker"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", WORKER], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     errors: list[str] = []
     drain = threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True)

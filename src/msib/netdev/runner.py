@@ -1,4 +1,4 @@
-"""`msib device ...`: run one netdev operation on the vendor firewalls of an inventory.
+"""`msib device ...`'s runner: one netdev operation on every vendor firewall of an inventory, each on its own.
 
 Everything that can be wrong with the input (inventory, --limit, credentials, trap level, a
 circuit without collector) is found before the first connection (exit 2). Each device then runs
@@ -8,27 +8,23 @@ others go on; the run exits 1 when any device failed or any check did not pass.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from msib import ioscfg
+from msib import contract
 from msib.errors import DeviceError, InputError
-from msib.netdev import (
-    DeviceCredentials,
-    DeviceTarget,
-    LoggingTarget,
-    NetDevice,
-    load_inventory,
-    scan_host_key,
-    trust_host_key,
-)
+from msib.netdev import ioscfg
+from msib.netdev.device import NetDevice
+from msib.netdev.hostkeys import scan_host_key, trust_host_key
+from msib.netdev.model import DEFAULT_BACKUP_DIR, DeviceCredentials, DeviceTarget, LoggingTarget, default_backup_dir
+from msib.netdev.view import NetdevInventory
+
+__all__ = ["ACTIONS", "Action", "DeviceOutcome", "DeviceRun", "RunOptions", "default_backup_dir", "run", "trust"]
 
 Action = Literal["backup", "configure-logging", "check"]
 ACTIONS: tuple[Action, ...] = ("backup", "configure-logging", "check")
-DEFAULT_BACKUP_DIR = Path("backups")
 
 
 @dataclass(frozen=True)
@@ -93,7 +89,7 @@ def run(inventory: Path, action: Action, opts: RunOptions, env: Mapping[str, str
         raise InputError("--port", f"{opts.port} is out of range 1-65535")
     if opts.timeout <= 0:
         raise InputError("--timeout", "must be positive")
-    inv = load_inventory(inventory)
+    inv = NetdevInventory.of(contract.load(inventory))
     devices = inv.select(opts.limit)
     if not devices:
         raise InputError(str(inventory / "hosts.yml"), "no vendor firewalls (group netdev) in the inventory")
@@ -137,7 +133,7 @@ def trust(inventory: Path, name: str, fingerprint: str | None, known_hosts: Path
     Raises:
         InputError: unknown device.
     """
-    inv = load_inventory(inventory)
+    inv = NetdevInventory.of(contract.load(inventory))
     (device,) = inv.select(name) if "," not in name else (None,)
     if device is None:
         raise InputError("--limit", "trust takes exactly one device name")
@@ -155,8 +151,3 @@ def trust(inventory: Path, name: str, fingerprint: str | None, known_hosts: Path
     return DeviceOutcome(device.name, True,
                          f"{'pinned' if added else 'already pinned'}: {key.fingerprint} in {path}",
                          {"fingerprint": key.fingerprint, "pinned": True, "known_hosts": str(path)})
-
-
-def default_backup_dir() -> Path:
-    """``$MSIB_BACKUP_DIR`` or ``./backups``."""
-    return Path(os.environ.get("MSIB_BACKUP_DIR") or DEFAULT_BACKUP_DIR)

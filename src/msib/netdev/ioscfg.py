@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -360,14 +360,3 @@ def revert_commands(target: Sequence[Block], current: Sequence[Block]) -> list[s
         if change:
             edits += [block.line, *change]
     return removals + edits + additions
-
-
-def diff_lines(before: Iterable[str], after: Iterable[str]) -> list[str]:
-    """A short unified-style summary of two configuration texts (``-``/``+`` lines only)."""
-    import difflib
-
-    return [
-        line.rstrip("\n")
-        for line in difflib.unified_diff(list(before), list(after), lineterm="", n=0)
-        if line[:1] in "+-" and not line.startswith(("+++", "---"))
-    ]

@@ -1,4 +1,4 @@
-"""Run ``playbooks/site.yml`` with ansible-runner, counting per-task events per host.
+"""The Ansible engine: ``playbooks/site.yml`` through ansible-runner, per-task events counted per host.
 
 Ansible never renders the role templates itself: the roles install files through the
 ``msib.appliances.config`` action plugin, which asks msib.render for the bytes.
@@ -10,10 +10,12 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from msib.deploy import DEPLOY_ROLES, REPO, DeployResult, HostResult, InventoryHost, Outcome, Progress, step_error
+from msib.contract import LINUX_ROLES, Appliance, Inventory
+from msib.engines.result import REPO, DeployResult, HostResult, Outcome, Progress, step_error
 from msib.errors import DeployError
 
 _OUTCOMES: dict[str, Outcome] = {
@@ -23,7 +25,7 @@ _OUTCOMES: dict[str, Outcome] = {
 }
 
 
-def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars: dict[str, Any],
+def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: dict[str, Any],
         progress: Progress | None, step_timeout: float) -> DeployResult:
     """Run the site playbook on `hosts` (check mode when `check`), forks >= hosts, pipelining on.
 
@@ -34,7 +36,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
 
     result = DeployResult("ansible", check, {h.name: HostResult() for h in hosts})
     roles = {h.role for h in hosts}
-    playbook = REPO / "playbooks" / ("site.yml" if roles == set(DEPLOY_ROLES) or len(roles) > 1
+    playbook = REPO / "playbooks" / ("site.yml" if roles == set(LINUX_ROLES) or len(roles) > 1
                                      else f"{roles.pop()}.yml")
 
     def on_event(event: dict[str, Any]) -> bool:
@@ -80,7 +82,7 @@ def run(hosts_file: Path, hosts: list[InventoryHost], *, check: bool, extra_vars
         r = ansible_runner.run(
             private_data_dir=tmp,
             playbook=str(playbook),
-            inventory=str(hosts_file),
+            inventory=str(inventory.hosts_file),
             limit=",".join(h.name for h in hosts),
             extravars=extra_vars or None,
             envvars=env,

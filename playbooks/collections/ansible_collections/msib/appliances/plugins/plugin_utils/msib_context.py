@@ -1,0 +1,24 @@
+"""What the msib.appliances plugins share on the controller: a role's render context, as msib builds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ansible.errors import AnsibleError
+
+
+def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str, Any]:
+    """The render context of `role` for this host: msib.render.context over its msib_* and <role>_* vars.
+
+    The same context the pyinfra deploys build (deploy/_msib.py), so that both engines install the
+    same bytes and check the same preflight.
+
+    Raises:
+        AnsibleError: msib is not importable (the controller runs Ansible from msib's own venv).
+    """
+    try:
+        from msib import render
+    except ImportError as exc:
+        raise AnsibleError(f"msib is not importable by this Ansible ({exc})") from None
+    wanted = {k: v for k, v in task_vars.items() if k.startswith(("msib_", f"{role}_"))}
+    return render.context(role, templar.template(wanted))

@@ -1,0 +1,41 @@
+"""Inventory directories for the unit suites, written by the product's own builder (no lab needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from msib.inventory import SshSettings, inventory_model, render_hosts_yml
+from msib.site import SitePlan, load_site
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_SITE = REPO / "inventories" / "lab" / "site.yml"
+
+
+def lab_plan() -> SitePlan:
+    """The lab's site plan (inventories/lab/site.yml)."""
+    return load_site(LAB_SITE)
+
+
+def hosts_model(plan: SitePlan | None = None, **ssh: Any) -> dict[str, Any]:
+    """hosts.yml as data, as `msib inventory build` makes it from `plan` (the lab's by default)."""
+    return inventory_model(plan or lab_plan(), None, ssh=SshSettings(**ssh))
+
+
+def host_vars(name: str, role: str, **extra: Any) -> dict[str, Any]:
+    """Every variable one appliance of the lab's hosts.yml has (all vars, then its host vars), plus `extra`."""
+    inv = hosts_model()["all"]
+    return {**inv["vars"], **inv["children"][role]["hosts"][name], **extra}
+
+
+def write_inventory(directory: Path, plan: SitePlan | None = None, *, known_hosts: Path,
+                    netdev_address: str | None = None) -> Path:
+    """Write DIR/hosts.yml for `plan`; `netdev_address` replaces every vendor firewall's ansible_host
+    (simulators listening on 127.0.0.1, each on its own port)."""
+    model = hosts_model(plan, known_hosts=known_hosts)
+    if netdev_address is not None:
+        for host in model["all"]["children"]["netdev"]["hosts"].values():
+            host["ansible_host"] = netdev_address
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "hosts.yml").write_bytes(render_hosts_yml(model))
+    return directory

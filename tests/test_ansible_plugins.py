@@ -1,0 +1,102 @@
+"""The msib.appliances plugins in a real ansible-playbook run on this machine (a role of the test's own,
+files written under a temp directory): preflight, config from the manifest (skipped, looped, idempotent,
+check mode) and the manifest lookup."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PLAYBOOK = Path(sys.executable).parent / "ansible-playbook"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A role `demo` whose manifest writes under tmp_path/out, and a play that runs it on localhost."""
+    role = tmp_path / "roles" / "demo"
+    for d in ("meta", "templates", "files", "defaults", "tasks", "vars"):
+        (role / d).mkdir(parents=True)
+    out = tmp_path / "out"
+    (role / "defaults" / "main.yml").write_text(yaml.safe_dump(
+        {"demo_dir": str(out), "demo_on": True, "demo_off": False, "demo_items": ["a.txt", "b.txt"]}))
+    (role / "templates" / "conf.j2").write_text("name={{ msib_appliance.name }} dir={{ demo_dir }}\n")
+    (role / "files" / "a.txt").write_text("a\n")
+    (role / "files" / "b.txt").write_text("b\n")
+    (role / "meta" / "main.yml").write_text("dependencies: []\n")
+    (role / "meta" / "manifest.yml").write_text("""
+packages: {base: [one, two]}
+directories: [{path: "{demo_dir}", mode: "0750"}]
+files:
+  conf: {dest: "{demo_dir}/conf", template: conf.j2, mode: "0640", validate: /usr/bin/test -s %s, when: demo_on}
+  disabled: {dest: "{demo_dir}/disabled", template: conf.j2, when: demo_off}
+  items: {loop: demo_items, dest: "{demo_dir}/{item}", file: "{item}"}
+services: [{unit: a.service}, {unit: b.service, running: false}]
+preflight:
+  what: demo host
+  success: "demo {msib_appliance[name]}"
+  rules: [{equals: [msib_appliance.role, demo], message: msib_appliance.role is not demo}]
+""")
+    (role / "vars" / "main.yml").write_text(
+        "__demo_packages: \"{{ query('msib.appliances.manifest', 'demo', 'packages', 'base') }}\"\n")
+    (role / "tasks" / "main.yml").write_text("""
+- name: Preflight
+  msib.appliances.preflight: {role: demo}
+- name: Directories
+  ansible.builtin.file: {path: "{{ item.path }}", state: directory, mode: "{{ item.mode }}"}
+  loop: "{{ query('msib.appliances.manifest', 'demo', 'directories') }}"
+- name: Conf
+  msib.appliances.config: {role: demo, managed: conf}
+- name: Disabled
+  msib.appliances.config: {role: demo, managed: disabled}
+- name: Items
+  msib.appliances.config: {role: demo, managed: items, item: "{{ item }}"}
+  loop: "{{ demo_items }}"
+- name: Show
+  ansible.builtin.debug:
+    msg: "LOOKUP {{ __demo_packages }} {{ query('msib.appliances.manifest', 'demo', 'services', 'running') }}
+      {{ lookup('msib.appliances.manifest', 'demo', 'dest', 'conf') }}"
+""")
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "name": "Demo", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "vars": {"msib_appliance": {"name": "here", "role": "{{ the_role | default('demo') }}"}},
+        "roles": ["demo"]}]))
+    return tmp_path
+
+
+def _play(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MSIB_ROLES_DIR": str(root / "roles"), "ANSIBLE_ROLES_PATH": str(root / "roles"),
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CONFIG": str(root / "none.cfg"), "ANSIBLE_LOCAL_TEMP": str(root / "tmp"),
+           "ANSIBLE_HOME": str(root / "ansible-home")}
+    return subprocess.run([str(PLAYBOOK), "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
+                           str(root / "play.yml"), *args], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=root)
+
+
+def test_the_plugins_install_what_the_manifest_says_once_and_idempotently(demo: Path) -> None:
+    first = _play(demo)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    out = demo / "out"
+    assert (out / "conf").read_text() == f"name=here dir={out}\n" and oct((out / "conf").stat().st_mode)[-3:] == "640"
+    assert (out / "a.txt").read_text() == "a\n" and (out / "b.txt").read_text() == "b\n"
+    assert not (out / "disabled").exists() and oct(out.stat().st_mode)[-3:] == "750"
+    assert "skipping: [localhost]" in first.stdout.split("TASK [demo : Disabled]")[1].split("TASK")[0]
+    assert f"LOOKUP ['one', 'two'] ['a.service'] {out}/conf" in first.stdout
+    again = _play(demo)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]
+    (out / "conf").write_text("drift\n")
+    check = _play(demo, "--check")
+    assert check.returncode == 0 and "changed=1" in check.stdout and (out / "conf").read_text() == "drift\n"
+
+
+def test_the_preflight_fails_the_host_with_its_rule(demo: Path) -> None:
+    bad = _play(demo, "-e", "the_role=firewall")
+    assert bad.returncode != 0
+    assert "localhost is not a usable demo host: msib_appliance.role is not demo" in bad.stdout
+    assert not (demo / "out").exists()

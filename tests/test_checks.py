@@ -1,0 +1,103 @@
+"""Units behind `msib check`: the catalogue and its registry, the parsers the checks use, the inventory they read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from msib import checks as mc
+from msib.errors import InputError
+
+
+def test_every_catalogued_check_is_implemented_once_and_nothing_else() -> None:
+    ids = list(mc.implemented_ids())
+    assert sorted(ids) == sorted(mc.catalogue()), "catalogue and @check IDs differ"
+    assert len(ids) == len(set(ids)), "an ID is implemented twice"
+
+
+def test_catalogue_entries_have_a_title_severity_and_clause() -> None:
+    for spec in mc.catalogue().values():
+        assert spec.severity in mc.SEVERITIES and len(spec.title) > 10 and len(spec.clause) > 20, spec.id
+
+
+def test_check_decorator_refuses_an_uncatalogued_id() -> None:
+    with pytest.raises(InputError, match="not catalogued"):
+        mc.check("MSIB-COL-999")
+
+
+def test_checks_for_a_role_are_the_common_ones_plus_its_own() -> None:
+    ids = {s.id for s in mc.checks_for("firewall")}
+    assert {i for i in ids if i.startswith("MSIB-HOST")} == {s.id for s in mc.checks_for("collector")
+                                                             if s.id.startswith("MSIB-HOST")}
+    assert all(i.startswith(("MSIB-HOST", "MSIB-FW")) for i in ids)
+
+
+def test_weak_ssh_algorithms_are_named() -> None:
+    conf = mc.parse_sshd_t("ciphers aes128-ctr,3des-cbc\nmacs hmac-md5,hmac-sha2-256\nkexalgorithms "
+                           "curve25519-sha256,diffie-hellman-group1-sha1\n")
+    assert mc.weak_ssh_algorithms(conf) == {"ciphers": ["3des-cbc"], "macs": ["hmac-md5"],
+                                            "kexalgorithms": ["diffie-hellman-group1-sha1"]}
+
+
+def test_pending_upgrades_tell_security_from_the_rest() -> None:
+    text = ("Inst libssl3 [3.0.1] (3.0.2 Debian-Security:12/stable-security [amd64])\n"
+            "Conf libssl3 (3.0.2 Debian-Security:12/stable-security [amd64])\n"
+            "Inst tzdata [2024a] (2024b Debian:12.9/stable-updates [all])\n")
+    assert [(p["package"], p["security"]) for p in mc.pending_upgrades(text)] == [("libssl3", True), ("tzdata", False)]
+
+
+def test_rsyslog_action_reads_quoted_and_list_parameters() -> None:
+    conf = ('# action(type="omfwd" name="msib_siem" target="commented")\n'
+            'action(type="omrelp" name="msib_siem" target="198.19.0.10" tls="on"\n'
+            '  tls.permittedPeer=["siem.lab.msib","other"] queue.saveOnShutdown="on")\n')
+    a = mc.rsyslog_action(conf, "msib_siem")
+    assert a is not None and a["type"] == "omrelp" and a["target"] == "198.19.0.10"
+    assert a["tls.permittedpeer"] == "siem.lab.msib,other" and a["queue.saveonshutdown"] == "on"
+    assert mc.rsyslog_action(conf, "nothing") is None
+
+
+def test_rsyslog_action_queue_is_the_actions_own_or_its_rulesets() -> None:
+    own = 'action(type="omfwd" name="siem" queue.type="LinkedList" queue.size="9")'
+    assert mc.rsyslog_action_queue(own, "siem") == ("action siem", mc.rsyslog_action(own, "siem"))
+    nested = ('ruleset(name="spool" queue.type="Direct") {\n  action(type="omfile" name="siem2")\n}\n'
+              'ruleset(name="relay" queue.type="LinkedList" queue.size="500000") {\n'
+              '  if $fromhost-ip != "127.0.0.1" then {\n    action(type="omfile" file="/x")\n  }\n'
+              '  action(type="omfwd" name="siem" queue.type="Direct")\n}\n')
+    where, queue = mc.rsyslog_action_queue(nested, "siem") or ("", {})
+    assert where == "ruleset relay" and queue["queue.size"] == "500000"
+    assert mc.rsyslog_action_queue(nested, "siem2") == ("ruleset spool", {"name": "spool", "queue.type": "Direct"})
+    assert mc.rsyslog_action_queue(nested, "nothing") is None
+
+
+def test_nft_base_chains_default_policy_is_accept() -> None:
+    text = ("table inet msib {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n"
+            "\tchain out {\n\t\ttype filter hook output priority filter;\n\t}\n}\n")
+    assert [(c["hook"], c["policy"]) for c in mc.nft_base_chains(text)] == [("input", "drop"), ("output", "accept")]
+
+
+def test_nft_comparable_ignores_containment_entries_only() -> None:
+    live = ("table inet msib {\n\tset msib_blocked {\n\t\ttimeout 1h\n\t\telements = { 198.18.16.66 expires 55m,\n"
+            "\t\t\t     198.18.16.67 expires 5m }\n\t}\n\tset controllers {\n\t\telements = { 198.18.0.1 }\n\t}\n}\n")
+    rendered = ("table inet msib {\n\tset msib_blocked {\n\t\ttimeout 1h\n\t}\n\tset controllers {\n"
+                "\t\telements = { 198.18.0.1 }\n\t}\n}\n")
+    assert mc.nft_comparable(live) == mc.nft_comparable(rendered)
+    assert mc.nft_comparable(live.replace("198.18.0.1 }", "198.18.0.2 }")) != mc.nft_comparable(rendered)
+
+
+def test_inventory_vars_files_override_and_group_vars_apply(tmp_path: Path) -> None:
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"vars": {"msib_x": 1, "collector_udp_port": 514},
+                                                            "children": {"collector": {"hosts": {"c1": {
+                                                                "ansible_host": "198.18.31.10"}}}}}}))
+    (tmp_path / "group_vars").mkdir()
+    (tmp_path / "group_vars" / "collector.yml").write_text("collector_udp_port: 1514\n")
+    extra = tmp_path / "vars.yml"
+    extra.write_text("msib_x: 2\n")
+    inv = mc.load(tmp_path, [extra])
+    assert inv.appliance("c1").vars["collector_udp_port"] == 1514
+    assert inv.appliance("c1").vars["msib_x"] == 2
+    with pytest.raises(InputError, match="no appliance named"):
+        inv.appliance("nope")
+    with pytest.raises(InputError, match="no such vars file"):
+        mc.load(tmp_path, [tmp_path / "none.yml"])
