@@ -16,8 +16,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
 from msib.errors import InputError
 
 MASK: Final = "********"
@@ -92,6 +90,8 @@ def read_vault(vault_file: Path, password_file: Path, required: Sequence[str],
         InputError: a file is unreadable, not a vault (secrets are never kept in plain text), the
             password is wrong, or a key is missing, empty or not a string.
     """
+    # imported here: the lab SIEM host runs this module with a bare system python (no yaml, no ansible)
+    import yaml
     from ansible.errors import AnsibleError
     from ansible.parsing.vault import VaultLib, VaultSecret, is_encrypted
 
