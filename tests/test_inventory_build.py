@@ -176,7 +176,9 @@ print(json.dumps({h.name: {"groups": sorted(h.groups),
 
 
 def test_pyinfra_inventory_is_a_view_of_hosts_yml(site: Path, appendix: Path, tmp_path: Path) -> None:
-    build_inventory(site, [appendix], tmp_path / "inv", as_of=AS_OF)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    build_inventory(site, [appendix], tmp_path / "inv", as_of=AS_OF, ssh=SshSettings(known_hosts=known_hosts))
     groups = _pyinfra_groups(tmp_path / "inv")
     assert {k: [h for h, _ in v] for k, v in groups.items()} == {
         "mcri": ["col-int-1", "col-ext-1", "ids-int-1", "fw-int-1"],
@@ -202,6 +204,14 @@ def test_pyinfra_inventory_is_a_view_of_hosts_yml(site: Path, appendix: Path, tm
     assert hosts["fw-int-1"] == {"groups": ["circuit_internal", "firewall", "mcri", "pyinfra_inventory"],
                                  "ssh_hostname": "10.20.250.1",
                                  "strict": "yes", "sudo": True, "circuit": "internal"}
+
+
+def test_pyinfra_refuses_an_inventory_without_known_hosts(site: Path, appendix: Path, tmp_path: Path) -> None:
+    from msib.errors import InputError
+
+    build_inventory(site, [appendix], tmp_path / "inv", as_of=AS_OF)
+    with pytest.raises(InputError, match="no known_hosts"):
+        _pyinfra_groups(tmp_path / "inv")
 
 
 def test_objects_json_entries(site: Path, appendix: Path, tmp_path: Path) -> None:

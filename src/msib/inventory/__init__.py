@@ -5,7 +5,7 @@
 #
 #   hosts.yml               Ansible YAML inventory: the site plan's appliances, groups per role,
 #                           circuit and SB, and the vars the roles need (docs/inventory-contract.md)
-#   pyinfra_inventory.py    a stub: pyinfra_loader.py builds the pyinfra groups from hosts.yml (a view)
+#   pyinfra_inventory.py    a stub: msib.contract (the one reader) gives pyinfra its groups (a view)
 #   objects.json            every accepted object of the appendix
 #   report.json/.md         counts, every rejected row with where to fix it, end-of-life OSes
 #   site.json               the site plan as validated, without its `excluded` entries
