@@ -124,10 +124,40 @@ class LabSiem:
     def list_text(self, name: str) -> str | None:
         r = self.call("GET", f"/lists/files/{name}", params={"raw": "true"},
                       headers={"Authorization": f"Bearer {self.token()}"})
-        if r.status_code == 404:
-            return None
         r.raise_for_status()
+        if r.headers["content-type"].startswith("application/json"):  # Wazuh's envelope: no such list
+            codes = [f["error"]["code"] for f in r.json()["data"]["failed_items"]]
+            assert codes == [1802], r.text
+            return None
         return r.text
+
+
+@dataclass
+class InProcessLabSiem(LabSiem):
+    """The same lab SIEM served from a thread of the test process (real HTTPS on 127.0.0.1), so a
+    test can reach into :attr:`app` to inject a fault the real Wazuh can have (a file it cannot delete)."""
+
+    server: Any = None
+    thread: threading.Thread | None = None
+
+    @property
+    def app(self) -> Any:
+        return self.server.app
+
+    def start(self) -> None:
+        from msib.lab.siem.api import _parse_args, make_server
+
+        self.server = make_server(_parse_args([*self.args, "--port", str(self.port)]))
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server.app.store.close()
+            self.server = None
 
 
 def _ctx(ca: Path) -> Any:
@@ -158,8 +188,10 @@ def start_lab_siem(
     window: float = 60.0,
     max_upload: int | None = None,
     client_ca: Path | None = None,
+    in_process: bool = False,
 ) -> LabSiem:
-    """Start a lab SIEM on 127.0.0.1 with a fresh CA under `root` (certificate for 127.0.0.1)."""
+    """Start a lab SIEM on 127.0.0.1 with a fresh CA under `root` (certificate for 127.0.0.1); a
+    subprocess, or a thread of this process with `in_process`."""
     root.mkdir(parents=True, exist_ok=True)
     ca = LabCA.ensure(root / "pki")
     server = ca.server_cert("siem", dns_names=["siem.lab.msib", "localhost"], ip_addresses=["127.0.0.1"])
@@ -173,7 +205,7 @@ def start_lab_siem(
         args += ["--max-upload-size", str(max_upload)]
     if client_ca is not None:
         args += ["--client-ca", str(client_ca)]
-    siem = LabSiem(root, ca, args)
+    siem = InProcessLabSiem(root, ca, args) if in_process else LabSiem(root, ca, args)
     siem.start()
     return siem
 

@@ -137,25 +137,98 @@ def test_a_deregistered_appliance_reregisters_without_duplicate_name(siem: LabSi
     assert _names(siem, "lab-")["lab-fw-int-1"] == "198.18.31.1"
 
 
-def test_a_name_left_reserved_by_a_non_purged_delete_fails_clearly(siem: LabSiem, tmp_path: Path) -> None:
-    """Why sync deregisters with purge=true: a delete without it keeps the name taken."""
+def test_an_agent_deleted_by_hand_without_purge_is_registered_again(siem: LabSiem, tmp_path: Path) -> None:
+    """Wazuh 4.x frees a name on delete, purged or not: the next sync registers the appliance again."""
     inv = _inv(siem, tmp_path / "q1")
     _sync_json(inv)
     fw = next(a for a in siem.agents() if a["name"] == "lab-fw-int-1")
     with siem.http() as c:
         c.delete("/agents", params={"agents_list": fw["id"], "status": "all", "older_than": "0s"},
                  headers={"Authorization": f"Bearer {siem.token()}"})
-    r = run_cli("siem", "sync", "--inventory", str(inv))
-    assert r.returncode == 1
-    assert "lab-fw-int-1" in r.stderr and "Duplicate agent name" in r.stderr and "purge" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert _sync_json(inv)["agents"] == {"add": ["lab-fw-int-1"], "remove": [], "unchanged": len(APPLIANCES) - 1}
+    assert _names(siem, "lab-")["lab-fw-int-1"] == "198.18.31.1"
 
 
-def test_objects_emptied_deletes_the_list(siem: LabSiem, tmp_path: Path) -> None:
+def test_a_name_registered_after_the_plan_fails_clearly(siem: LabSiem, tmp_path: Path) -> None:
+    """Between reading the SIEM and registering, someone else takes the name: 1705, said plainly."""
+    from msib.siem.sync import apply_plan, make_plan
+
+    inv = sb_inventory(_inv(siem, tmp_path / "inv"))
+    with siem.driver() as d:
+        plan = make_plan(inv, d)
+        with siem.http() as c:
+            c.post("/agents", json={"name": "lab-col-int-1", "ip": "10.9.9.9"},
+                   headers={"Authorization": f"Bearer {siem.token()}"})
+        with pytest.raises(SiemError) as err:
+            apply_plan(plan, d)
+    assert "'lab-col-int-1'" in str(err.value) and "Duplicate agent name" in str(err.value)
+    assert "run the sync again" in str(err.value)
+
+
+def test_objects_emptied_deletes_the_list_and_then_sends_nothing(siem: LabSiem, tmp_path: Path) -> None:
     _sync_json(_inv(siem, tmp_path / "q1"))
-    out = _sync_json(_inv(siem, tmp_path / "q2", objects=[]))
+    q2 = _inv(siem, tmp_path / "q2", objects=[])
+    out = _sync_json(q2)
     assert out["objects"] == {"add": 0, "remove": len(OBJECTS), "unchanged": 0}
     assert siem.list_text("msib-lab-objects") is None
+    before = siem.writes()
+    assert _sync_json(q2)["requests"]["write"] == 0 and siem.writes() == before
+
+
+# --- CDB list answers as Wazuh gives them (siem.md: item failures are HTTP 200) ----------------------
+
+
+def test_an_sb_without_objects_reaches_zero_writes_on_the_second_sync(siem: LabSiem, tmp_path: Path) -> None:
+    """A missing list is HTTP 200 + error 1 + code 1802: read as "no list", never as list text."""
+    inv = _inv(siem, tmp_path / "inv", objects=[])
+    first = _sync_json(inv)
+    assert first["objects"] == {"add": 0, "remove": 0, "unchanged": 0}
+    assert first["requests"]["write"] == len(APPLIANCES)  # agents only: no list to publish or delete
+    before = siem.writes()
+    second = _sync_json(inv)
+    assert second["requests"]["write"] == 0 and siem.writes() == before
+    assert siem.list_text("msib-lab-objects") is None
+
+
+def test_read_list_is_none_for_a_missing_list_and_the_list_otherwise(siem: LabSiem) -> None:
+    with siem.driver() as d:
+        assert d.read_list("msib-lab-objects") is None
+        d.publish_list("msib-lab-objects", {"10.0.0.5": "pc5,internal,windows"})
+        assert d.read_list("msib-lab-objects") == {"10.0.0.5": "pc5,internal,windows"}
+
+
+def test_a_list_upload_the_siem_refuses_is_an_error(siem: LabSiem) -> None:
+    """HTTP 200 with error 1 and code 1800 (malformed) is a failed upload, not a success."""
+    with siem.driver() as d, pytest.raises(SiemError) as err:
+        d.publish_list("msib-lab-objects", {"": "no key"})
+    assert "code 1800" in str(err.value) and "Bad format in CDB list" in str(err.value)
+    assert siem.list_text("msib-lab-objects") is None
+
+
+def test_deleting_a_list_that_is_gone_is_fine(siem: LabSiem) -> None:
+    with siem.driver() as d:
+        d.delete_list("msib-lab-objects")  # 200, error 1, code 1906: already the wanted state
+    assert siem.stats()["responses"] == {"200": 2}  # the login and the delete, no HTTP error
+
+
+def test_a_list_the_siem_cannot_delete_or_read_is_an_error(tmp_path: Path) -> None:
+    """Failures other than "missing" come as HTTP 200 too (1907, 1803): the driver raises on them."""
+    siem = start_lab_siem(tmp_path / "s", in_process=True)
+    try:
+        with siem.driver() as d:
+            d.publish_list("msib-lab-objects", {"10.0.0.5": "pc5,internal,windows"})
+
+            def broken(_name: str) -> Any:
+                raise OSError(13, "Permission denied")
+
+            siem.app.store.delete_list = broken
+            with pytest.raises(SiemError, match="code 1907: File could not be deleted"):
+                d.delete_list("msib-lab-objects")
+            siem.app.store.get_list = broken
+            with pytest.raises(SiemError, match="code 1803: Error reading lists file"):
+                d.read_list("msib-lab-objects")
+    finally:
+        siem.stop()
 
 
 # --- two SBs in one SIEM --------------------------------------------------------------------------
