@@ -15,8 +15,8 @@ Credentials and tokens are :class:`~msib.secrets.Secret` values: never logged, n
 Example:
     >>> creds = credentials.resolve()                                    # doctest: +SKIP
     >>> with WazuhDriver("https://198.18.0.10:55000", creds, ca_file=Path("ca.pem")) as siem:
-    ...     siem.list_agents("lab-")                                     # doctest: +SKIP
-    [Agent(id='001', name='lab-col-int-1', ip='198.18.31.10', status='never_connected')]
+    ...     siem.list_agents("lab.")                                     # doctest: +SKIP
+    [Agent(id='001', name='lab.col-int-1', ip='198.18.31.10', status='never_connected')]
 """
 
 from __future__ import annotations
