@@ -271,6 +271,21 @@ def test_codes_that_are_prefixes_of_each_other_never_touch_each_other(siem: LabS
     prefix_pair_scenario(siem.driver, tmp_path, first, emptied)
 
 
+def test_names_from_before_the_separator_are_reported_and_never_touched(siem: LabSiem, tmp_path: Path) -> None:
+    """`lab-col-int-1` cannot prove its SB (it may be `lab-col`'s `int-1`): reported, left alone."""
+    with siem.http() as c:
+        h = {"Authorization": f"Bearer {siem.token()}"}
+        for name in ("lab-col-int-1", "lab-kz-col-1"):  # ours from before, and one that is no appliance of ours
+            assert c.post("/agents", json={"name": name, "ip": "198.18.31.10"}, headers=h).status_code == 200
+    inv = _inv(siem, tmp_path / "inv")
+    out = _sync_json(inv)
+    assert out["agents"]["legacy"] == ["lab-col-int-1"] and out["agents"]["remove"] == []
+    r = run_cli("siem", "sync", "--inventory", str(inv))
+    assert r.returncode == 0 and "nothing to do" in r.stdout
+    assert "note: 1 agent(s) carry this SB's names from before the '.' separator" in r.stdout
+    assert {"lab-col-int-1", "lab-kz-col-1"} <= {a["name"] for a in siem.agents()}
+
+
 def test_agent_names_prove_their_sb() -> None:
     from hypothesis import given
     from hypothesis import strategies as st

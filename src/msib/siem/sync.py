@@ -346,7 +346,7 @@ def describe(result: SyncResult, inventory: SbInventory, url: str, dry_run: bool
     n_objects = len(p.desired_list)
     lines = [f"SIEM {url}, SB {inventory.code}: {len(inventory.appliances)} appliances, {n_objects} objects"]
     if p.legacy:
-        lines.append(f"note: {len(p.legacy)} agents carry this SB's names from before the '.' separator "
+        lines.append(f"note: {len(p.legacy)} agent(s) carry this SB's names from before the '.' separator "
                      f"({inventory.code}-<appliance>): "
                      f"{', '.join(a.name for a in p.legacy)}. A name without the '.' cannot prove which SB it "
                      "belongs to, so msib leaves them; remove them at the SIEM once these are registered as "

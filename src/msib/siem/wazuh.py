@@ -280,7 +280,7 @@ class WazuhDriver(SiemDriver):
         """Every agent whose name starts with `prefix`, paging through `GET /agents`.
 
         Wazuh's `search` matches a substring in any field, so the exact prefix is checked here:
-        `search=lab-` also finds `xlab-col-1`, which belongs to another SB.
+        `search=lab` also finds `xlab.col-1`, which belongs to another SB.
         """
         agents: list[Agent] = []
         offset = 0
