@@ -46,6 +46,7 @@ OS_FAMILIES = ("windows", "linux", "network", "other")
 SEPARATOR = "."
 _CODE_RE = re.compile(SB_CODE_PATTERN)
 _AGENT_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
+_VALUE_BAD = re.compile(r"[,:\"\n\r]")
 
 
 def agent_name(code: str, appliance: str) -> str:
@@ -68,7 +69,6 @@ def owner(agent: str) -> str | None:
     """
     code, sep, rest = agent.partition(SEPARATOR)
     return code if sep and rest and _CODE_RE.fullmatch(code) else None
-_VALUE_BAD = re.compile(r"[,:\"\n\r]")
 
 
 @dataclass(frozen=True)
