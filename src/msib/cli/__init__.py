@@ -17,12 +17,12 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from msib import __version__
 from msib.cli import check, contain, delivery, deploy, device, inventory, lab, siem, site, update
 from msib.cli.console import console
 from msib.errors import MsibError
+from msib.escape import rich_markup
 
 app = typer.Typer(
     name="msib",
@@ -75,7 +75,7 @@ def main() -> None:
     except MsibError as exc:
         if _DEBUG:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {rich_markup(exc)}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -93,6 +93,6 @@ def main() -> None:
             sys.exit(code or 2)
         if _DEBUG or "--debug" in sys.argv:
             raise
-        text = f"{type(exc).__name__}: {escape(str(exc))} (run with --debug for a traceback)"
+        text = f"{type(exc).__name__}: {rich_markup(exc)} (run with --debug for a traceback)"
         console.print(f"[red]internal error:[/] {text}", highlight=False, soft_wrap=True)
         sys.exit(2)

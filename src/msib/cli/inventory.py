@@ -53,15 +53,18 @@ def inventory_build(
         ssh = SshSettings(ssh_config=ssh_config, known_hosts=known_hosts, identity_file=ssh_key, user=ssh_user)
         result = build_inventory(site, appendices, out_dir, as_of=_as_of(as_of), strict=strict, ssh=ssh)
     except RowsRejected as exc:
-        from rich.markup import escape
+        from msib.escape import plain
 
         for r in exc.rejected:
             place = r.file if r.sheet is None else f"{r.file} [{r.sheet}]"
             col = f" {r.column}" if r.column else ""
-            console.print(escape(f"  {place} row {r.row}{col}: {r.reason}: {r.message}"), highlight=False,
-                          soft_wrap=True)
+            console.print(plain(f"  {place} row {r.row}{col}: {r.reason}: {r.message}"), markup=False,
+                          highlight=False, soft_wrap=True)
         raise  # the error line and the exit code: msib.cli.main
-    console.print(f"[green]wrote {out_dir}[/]: {result.summary()}; see {out_dir / 'report.md'}", highlight=False)
+    from msib.escape import rich_markup
+
+    summary = rich_markup(f"{result.summary()}; see {out_dir / 'report.md'}")
+    console.print(f"[green]wrote {rich_markup(out_dir)}[/]: {summary}", highlight=False, soft_wrap=True)
 
 
 @inventory_app.command("diff")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import compress, repeat
@@ -15,6 +14,8 @@ import orjson
 import yaml
 
 from msib.appendix import OS_FAMILIES, REASONS, Appendix
+from msib.escape import md_cell as _md
+from msib.escape import md_code, md_text
 from msib.inventory.model import SshSettings, _has_ipv6, inventory_model
 from msib.site import SitePlan
 
@@ -258,20 +259,6 @@ def report_data(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
     }
 
 
-_MD_SPECIAL: Final = re.compile(r"[\\|`]|[^\S ]|  |^ | $")
-
-
-def _md(text: object) -> str:
-    """A value for a Markdown table cell: one line, `|`, `\\` and backquotes escaped."""
-    if text is None:
-        return ""
-    s = str(text)
-    if _MD_SPECIAL.search(s) is None:  # the common case: nothing to do
-        return s
-    s = " ".join(s.split())
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-
-
 def _where(file: str, sheet: str | None, row: int) -> str:
     if sheet is None:
         return f"{file}, line {row}"
@@ -311,7 +298,7 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
     """``report.md``: the report for a person."""
     counts = data["counts"]
     out: list[str] = [
-        f"# Inventory report: {_md(plan.state_body)} (`{plan.code}`)",
+        f"# Inventory report: {md_text(plan.state_body)} ({md_code(plan.code)})",
         "",
         f"As of {appendix.as_of.isoformat()} (decides which operating systems are past end of life).",
         "",
@@ -320,7 +307,7 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
         out += ["Read:", ""]
         for inp in appendix.inputs:
             extra = f", {inp.encoding}, delimiter {inp.delimiter!r}" if inp.format == "csv" else ""
-            out.append(f"- `{_md(inp.file)}` ({inp.format}{extra}; sha256 {inp.sha256[:12]})")
+            out.append(f"- {md_code(inp.file)} ({inp.format}{extra}; sha256 {inp.sha256[:12]})")
         out.append("")
     else:
         out += ["No appendix given: the inventory holds the site plan's appliances only.", ""]
