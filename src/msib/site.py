@@ -22,17 +22,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from msib.circuits import CIRCUITS as CIRCUITS
+from msib.circuits import CircuitName as CircuitName
 from msib.errors import InputError
 
 Role = Literal["collector", "ids_sensor", "firewall"]
-CircuitName = Literal["internal", "external"]
 ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
 SyslogTransport = Literal["tls", "relp+tls"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ROLES: tuple[Role, ...] = ("collector", "ids_sensor", "firewall")
-CIRCUITS: tuple[CircuitName, ...] = ("internal", "external")
 
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
 

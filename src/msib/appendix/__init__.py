@@ -57,7 +57,7 @@ from msib.appendix.values import (
     os_table,
     parse_os_table,
 )
-from msib.site import CIRCUITS, CircuitName
+from msib.circuits import CIRCUITS, CircuitName
 
 __all__ = [
     "CIRCUITS",

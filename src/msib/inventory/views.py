@@ -14,8 +14,8 @@ import orjson
 import yaml
 
 from msib.appendix import OS_FAMILIES, REASONS, Appendix
+from msib.escape import md_cell, md_code, md_text
 from msib.escape import md_cell as _md
-from msib.escape import md_code, md_text
 from msib.inventory.model import SshSettings, _has_ipv6, inventory_model
 from msib.site import SitePlan
 
@@ -377,6 +377,16 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
             + " (each listed in report.json under `skipped`).",
             "",
         ]
+    unmapped = [s for s in appendix.sheets if s.unmapped]
+    if unmapped:
+        out += ["## Columns not understood", "",
+                "Read as no field of the form (their cells are in no output); rename them as in the form if they "
+                "hold one:", ""]
+        for s in unmapped:
+            place = md_cell(s.file if s.sheet is None else f"{s.file}, sheet {s.sheet}")
+            cols = "; ".join(f"{letter} {md_code(header)}" for letter, header in s.unmapped)
+            out.append(f"- {place}, header row {s.header_row}: {cols}")
+        out.append("")
     hidden = [s for s in appendix.sheets if s.status in ("hidden", "not_a_worksheet")]
     if hidden:
         out.append("Sheets not read: " + ", ".join(f"{_md(s.sheet)} ({s.status})" for s in hidden) + ".")
