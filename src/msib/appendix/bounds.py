@@ -88,13 +88,16 @@ def check_file_size(path: Path, name: str, limits: ReadLimits) -> int:
     return size
 
 
-def over_rows(name: str, where: str | None, rows: int, limits: ReadLimits) -> InputError:
-    return InputError(name, f"{rows:,} rows: more than the {limits.max_rows:,} an appendix may have", where=where,
+def over_rows(name: str, where: str | None, rows: int, limits: ReadLimits, *, at_least: bool = False) -> InputError:
+    count = f"at least {rows:,}" if at_least else f"{rows:,}"
+    return InputError(name, f"{count} rows: more than the {limits.max_rows:,} an appendix may have", where=where,
                       fix="remove the empty or stray rows far below the table; to read it anyway, raise --max-rows")
 
 
-def over_columns(name: str, where: str | None, columns: int, limits: ReadLimits) -> InputError:
-    return InputError(name, f"{columns:,} columns: more than the {limits.max_columns:,} an appendix may have",
+def over_columns(name: str, where: str | None, columns: int, limits: ReadLimits, *,
+                 at_least: bool = False) -> InputError:
+    count = f"at least {columns:,}" if at_least else f"{columns:,}"
+    return InputError(name, f"{count} columns: more than the {limits.max_columns:,} an appendix may have",
                       where=where, fix="remove the stray cells far right of the table; to read it anyway, raise "
                       "--max-columns")
 
@@ -406,16 +409,16 @@ class WorkbookGate:
         return m.group(1) or b"", end if end != -1 else len(head)
 
     def _suspicious(self, part: _Part, tag: bytes, where: str) -> None:
-        m = re.search(rb'r="([A-Z]*)([0-9]+)"', tag)
+        m = re.search(rb'r="([A-Z]*)([0-9]+)', tag)
         if m is None:  # a cell or row without a reference first: count the extent exactly
             part.exact = True
             return
         letters, digits = m.group(1).decode(), int(m.group(2))
         if digits > self.limits.max_rows:
-            raise over_rows(self.name, f"{where} (a cell or row at row {digits:,})", digits, self.limits)
+            raise over_rows(self.name, f"{where}, row {digits:,}", digits, self.limits, at_least=True)
         if letters and column_number(letters) > self.limits.max_columns:
-            raise over_columns(self.name, f"{where} (a cell in column {letters})", column_number(letters),
-                               self.limits)
+            raise over_columns(self.name, f"{where}, column {letters}", column_number(letters), self.limits,
+                               at_least=True)
         part.exact = True  # `r` not first among the attributes: count exactly
 
     def _count_exactly(self, part: _Part, where: str) -> None:
