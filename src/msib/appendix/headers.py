@@ -478,7 +478,8 @@ def _scan(
         f: by_column[j] if selected else () for f, j in zip(DATA_FIELDS, index, strict=True)
     }
     row_numbers = list(compress(numbers[first:], is_data))
-    check_cells(selected, sorted(cols.values()), file, sheet, row_numbers, col_base, limits)
+    check_cells({j: cells[f] for f, j in zip(DATA_FIELDS, index, strict=True) if j < width}, file, sheet,
+                row_numbers, col_base, limits)
     letters: dict[Field, str] = {f: column_letter(col_base + c) for f, c in sorted(cols.items(), key=lambda x: x[1])}
     table = Table(file, sheet, header_row, letters, row_numbers, circuits, cells)
     info = SheetInfo(file, sheet, "read", header_row=header_row, circuit=top_circuit, data_rows=len(selected),

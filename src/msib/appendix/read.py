@@ -296,8 +296,7 @@ def _csv_rows(text: str, delimiter: str, name: str, max_cell: int = DEFAULT_LIMI
         if "field larger than field limit" in str(exc):
             from msib.appendix.bounds import over_cell
 
-            raise over_cell(name, f"line {last + 1}", csv.field_size_limit() + 1,
-                            ReadLimits(max_cell_chars=max_cell)) from None
+            raise over_cell(name, f"line {last + 1}", None, ReadLimits(max_cell_chars=max_cell)) from None
         raise InputError(name, f"not a readable CSV file ({exc})", where=f"line {last + 1}",
                          fix="export the appendix again from Excel as CSV") from None
     return rows, numbers
@@ -341,7 +340,10 @@ def _read_csv(path: Path, name: str, limits: ReadLimits = DEFAULT_LIMITS) -> Rea
         for delimiter in _CSV_DELIMITERS:
             if delimiter not in sample:
                 continue
-            rows, _ = _csv_rows(sample, delimiter, name)
+            try:
+                rows, _ = _csv_rows(sample, delimiter, name, limits.max_cell_chars)
+            except InputError:
+                continue  # not this delimiter (or a cell too long: the full read says so)
             h_idx, cols = _find_header(rows)
             if h_idx is not None and (best is None or len(cols) > best[0]):
                 best = (len(cols), text, encoding, delimiter)

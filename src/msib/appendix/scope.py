@@ -39,7 +39,7 @@ _V6: Final = (r"(?<![0-9A-Za-z:.])(?:[0-9A-Fa-f]{0,4}:){2,7}+(?:[0-9]{1,3}(?:\.[
 _NAME: Final = r"(?<![A-Za-z0-9_.-])[A-Za-z0-9_][A-Za-z0-9_.-]*+"
 _TOKENS: Final = re.compile(f"(?P<v4>{_V4})|(?P<v6>{_V6})|(?P<name>{_NAME})")
 # a quick test before the tokens: could the text hold an address at all?
-_ADDRESS_LIKE: Final = re.compile(r"[0-9]{1,3}[.,][0-9]{1,3}[.,][0-9]{1,3}[.,][0-9]|[0-9A-Fa-f]*:[0-9A-Fa-f]*:")
+_ADDRESS_LIKE: Final = re.compile(r"[0-9]{1,3}[.,][0-9]{1,3}[.,][0-9]{1,3}[.,][0-9]|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:")
 
 
 def _v4_value(token: str) -> int | None:
