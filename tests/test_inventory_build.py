@@ -525,3 +525,44 @@ def test_a_killed_builds_temp_dir_is_removed_by_the_next_build(site: Path, appen
     assert not stale[0].exists()
     assert alive.exists() and foreign.exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(INVENTORY_FILES)
+
+
+# --- the command line reads the appendices ahead (#14: start-up) -----------------------------------------
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["inventory", "build", "--site", "s.yml", "--out", "o", "a.xlsx", "b.csv"], (["a.xlsx", "b.csv"], {})),
+    (["--debug", "inventory", "build", "--strict", "--max-rows=10", "--site", "s.yml", "a.xlsx", "--out", "o"],
+     (["a.xlsx"], {"max_rows": 10})),
+    (["inventory", "build", "--max-file-mb", "2", "a.xlsx"], (["a.xlsx"], {"max_file_bytes": 2 << 20})),
+    (["inventory", "diff", "a", "b"], None),
+    (["inventory", "build", "--unknown", "a.xlsx"], None),
+    (["inventory", "build", "a.xlsx", "--help"], None),
+    (["inventory", "build", "--max-rows", "many", "a.xlsx"], None),
+])
+def test_the_command_line_is_read_only_as_far_as_needed(argv: list[str], expected: Any) -> None:
+    from msib.cli._prefetch import appendix_arguments
+
+    found = appendix_arguments(argv)
+    assert (None if found is None else ([str(p) for p in found[0]], found[1])) == expected
+
+
+def test_a_read_started_ahead_is_used_only_for_the_same_unchanged_file(site: Path, appendix: Path,
+                                                                       tmp_path: Path) -> None:
+    from msib.appendix import prefetch
+    from msib.appendix.bounds import DEFAULT_LIMITS, ReadLimits
+
+    build_inventory(site, [appendix], tmp_path / "plain", as_of=AS_OF)
+    prefetch.start([appendix])
+    future = prefetch.take(appendix, DEFAULT_LIMITS)
+    assert future is not None and future.result().input.file == str(appendix)
+    prefetch.start([appendix])
+    build_inventory(site, [appendix], tmp_path / "ahead", as_of=AS_OF)
+    assert prefetch._pending == {}  # taken by the build
+    assert _snapshot(tmp_path / "ahead") == _snapshot(tmp_path / "plain")
+    prefetch.start([appendix], ReadLimits(max_rows=3))
+    assert prefetch.take(appendix, DEFAULT_LIMITS) is None  # other limits: not that read
+    prefetch.discard()
+    prefetch.start([appendix])
+    os.utime(appendix, ns=(0, 0))  # changed since
+    assert prefetch.take(appendix, DEFAULT_LIMITS) is None

@@ -13,6 +13,11 @@ below reaches :func:`main`, which alone turns it into its line on stderr and its
 
 from __future__ import annotations
 
+# isort: off
+# first: for `msib inventory build`, the appendices are read while the rest of the CLI loads
+import msib.cli._prefetch  # noqa: F401
+# isort: on
+
 import sys
 from typing import Annotated
 
