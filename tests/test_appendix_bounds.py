@@ -23,8 +23,6 @@ import pytest
 
 from data.appendix_forms import HEADERS, SB, SITE_YAML, Row, write_csv, write_grid
 from msib.appendix import read_appendix
-from msib.appendix.bounds import DEFAULT_LIMITS, ReadLimits, scan_sheet_xml
-from msib.appendix.read import workbook_format
 from msib.errors import InputError
 from msib.inventory import build_inventory
 
@@ -116,6 +114,8 @@ def test_far_cells_under_a_lying_dimension_are_refused_not_allocated(far: str, w
 
 
 def test_cells_without_references_are_counted_exactly(tmp_path: Path) -> None:
+    from msib.appendix.bounds import ReadLimits
+
     wide = "".join("<c><v>1</v></c>" for _ in range(300))  # calamine places them one after another
     book = _xlsx(tmp_path / "a.xlsx", _header_xml() + _data_xml(2) + f"<row>{wide}</row>")
     with pytest.raises(InputError, match="300 columns") as info:
@@ -135,6 +135,8 @@ def test_a_prefixed_namespace_is_checked_too(tmp_path: Path) -> None:
 
 
 def test_a_sheet_with_more_rows_than_allowed_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    from msib.appendix.bounds import ReadLimits
+
     rows = _header_xml() + "".join(_data_xml(r, f"arm-{r}", f"10.20.{r // 250}.{r % 250 + 1}") for r in range(2, 302))
     book = _xlsx(tmp_path / "a.xlsx", rows, dimension="A1:H301")
     with pytest.raises(InputError, match="at least 201 rows") as info:
@@ -174,6 +176,8 @@ def test_the_merged_block_past_the_data_fills_nothing_more(tmp_path: Path) -> No
 
 
 def test_file_size_bound(tmp_path: Path) -> None:
+    from msib.appendix.bounds import ReadLimits
+
     path = tmp_path / "a.csv"
     write_csv(path, [Row()])
     with pytest.raises(InputError, match="more than the") as info:
@@ -182,6 +186,8 @@ def test_file_size_bound(tmp_path: Path) -> None:
 
 
 def test_csv_rows_columns_and_cells(tmp_path: Path) -> None:
+    from msib.appendix.bounds import ReadLimits
+
     path = tmp_path / "a.csv"
     write_csv(path, [Row(host=f"arm-{i}", ip=f"10.20.1.{i + 1}") for i in range(20)])
     with pytest.raises(InputError, match="rows"):
@@ -220,6 +226,8 @@ def test_cli_flags_raise_the_bounds(tmp_path: Path) -> None:
 
 
 def test_defaults_are_documented() -> None:
+    from msib.appendix.bounds import DEFAULT_LIMITS
+
     doc = (Path(__file__).resolve().parent.parent / "docs" / "inventory.md").read_text(encoding="utf-8")
     for flag, value in (("--max-file-mb", "64"), ("--max-rows", f"{DEFAULT_LIMITS.max_rows:,}"),
                         ("--max-columns", str(DEFAULT_LIMITS.max_columns)),
@@ -276,6 +284,8 @@ def test_ods_repeats_are_bounded(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("magic", "fmt"), [(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504, "xls")])
 def test_format_from_content_not_name(magic: bytes, fmt: str, tmp_path: Path) -> None:
+    from msib.appendix.read import workbook_format
+
     path = tmp_path / "appendix.xlsx"
     path.write_bytes(magic)
     assert workbook_format(path) == fmt
@@ -284,6 +294,8 @@ def test_format_from_content_not_name(magic: bytes, fmt: str, tmp_path: Path) ->
 
 
 def test_exact_scan_places_cells_as_calamine_does() -> None:
+    from msib.appendix.bounds import scan_sheet_xml
+
     xml = (f'<worksheet xmlns="{NS}"><sheetData><row r="2"><c r="C2"><v>1</v></c><c><v>2</v></c>'
            '<c r="B2" t="e"><v>#REF!</v></c></row><row><c><v>3</v></c></row></sheetData></worksheet>')
     rows, columns, errors = scan_sheet_xml(iter([xml.encode()]))

@@ -182,17 +182,25 @@ def test_header_without_hostname_or_ip_says_which_is_missing(tmp_path: Path) -> 
 
 # --- every header cell mapped or reported (#14) --------------------------------------------------------
 
-LATIN_E_SB = "Наименованиe государственного органа"  # the last `e` is Latin
-assert "e" in LATIN_E_SB and LATIN_E_SB.count("е") == 2  # (Cyrillic `е`: the other two)
+def _look_alike(text: str, letters: str) -> str:
+    """`text` with each of `letters` (Cyrillic) typed as its Latin look-alike (or the reverse)."""
+    swap = dict(zip("аеорсхуіАЕОРСХУКМНТВ", "aeopcxyiAEOPCXYKMHTB", strict=True))
+    swap |= {v: k for k, v in swap.items()}
+    return "".join(swap[ch] if ch in letters else ch for ch in text)
+
+
+LATIN_SB = _look_alike("Наименование государственного органа", "а")  # every `а` Latin
+assert "государственного" not in LATIN_SB
 
 
 @pytest.mark.parametrize(("text", "field"), [
-    (LATIN_E_SB, "sb"),
-    ("IР-адрес", "ip"),  # Cyrillic Р
-    ("Сетевое имя рабочей станции", "hostname"),  # Latin о, е, а
-    ("Нaименование операционной системы", "os"),  # Latin a
-    ("Физикалық oрналасқан жері", "location"),  # Latin o in a Kazakh header
-    ("ОС", "os"), ("OC", "os"),  # Cyrillic, then Latin look-alikes
+    (LATIN_SB, "sb"),
+    (_look_alike("IP-адрес", "P"), "ip"),  # a Cyrillic Р in IP
+    (_look_alike("Сетевое имя рабочей станции", "ео"), "hostname"),
+    (_look_alike("Наименование операционной системы", "ео"), "os"),
+    (_look_alike("Физикалық орналасқан жері", "о"), "location"),
+    (_look_alike("Структурное подразделение", "ру"), "department"),
+    ("ОС", "os"), (_look_alike("ОС", "ОС"), "os"),  # Cyrillic, then all in Latin look-alikes
 ])
 def test_confusables_are_folded_before_matching(text: str, field: str) -> None:
     assert header_field(text) == field
@@ -202,9 +210,9 @@ def test_section_row_with_confusables_is_recognised(tmp_path: Path) -> None:
     header = list(HEADERS["ru"])
     path = write_grid(tmp_path / "a.xlsx", {None: [
         header,
-        ["Лoкальная сеть внутреннегo контурa"],  # Latin o, o, a
+        [_look_alike("Локальная сеть внутреннего контура", "ру")],
         [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10"],
-        ["Лoкальная сеть внешнегo кoнтура"],
+        [_look_alike("Локальная сеть внешнего контура", "ео")],
         [2, SB, "ИТ", "каб. 2", "Петров", "web-1", "192.0.2.10", "Debian 12"],
     ]})
     appendix = check_rows([read_appendix(path)], PLAN, as_of=AS_OF)
@@ -214,7 +222,7 @@ def test_section_row_with_confusables_is_recognised(tmp_path: Path) -> None:
 
 def test_another_sb_is_rejected_when_its_column_is_typed_with_a_latin_letter(tmp_path: Path) -> None:
     header = list(HEADERS["ru"])
-    header[1] = LATIN_E_SB
+    header[1] = LATIN_SB
     path = write_grid(tmp_path / "a.xlsx", {"Внутренний контур": [
         header,
         [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10"],

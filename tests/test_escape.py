@@ -25,7 +25,6 @@ import yaml
 from markdown_it import MarkdownIt
 
 from data.appendix_forms import SITE_YAML, Row, write_form
-from msib import escape
 from msib.appendix import InputFile, ReadResult, Table, check_rows
 from msib.inventory import build_inventory, render_report_md, report_data
 from msib.site import parse_site
@@ -55,6 +54,8 @@ def _assert_inert_markdown(markdown: str) -> None:
 
 
 def test_plain_leaves_no_control_escape_or_bidi_character() -> None:
+    from msib import escape
+
     out = escape.plain(HOSTILE)
     assert not FORBIDDEN.search(out)
     assert "␛]0;pwned␇" in out and "␀" in out and "\ufffdtxt.exe" in out
@@ -64,6 +65,8 @@ def test_plain_leaves_no_control_escape_or_bidi_character() -> None:
 
 
 def test_markdown_text_and_cells_are_inert() -> None:
+    from msib import escape
+
     _assert_inert_markdown(f"x {escape.md_text(HOSTILE)}\n")
     _assert_inert_markdown(f"| a | b |\n|---|---|\n| {escape.md_cell(HOSTILE + ' | x')} | y |\n")
     assert escape.md_cell("10.20.1.5") == "10.20.1.5"  # nothing to do: untouched
@@ -72,6 +75,8 @@ def test_markdown_text_and_cells_are_inert() -> None:
 
 @pytest.mark.parametrize("text", ["plain", "a ``` b", "````\nx\n````", "`"])
 def test_code_fence_and_span_hold_any_backquote_run(text: str) -> None:
+    from msib import escape
+
     tokens = MarkdownIt("commonmark").parse("\n".join(escape.md_fence(text)) + "\n\nafter\n")
     assert tokens[0].type == "fence" and tokens[0].content == text + "\n"
     assert [t.content for t in tokens if t.type == "inline"] == ["after"]
@@ -80,6 +85,8 @@ def test_code_fence_and_span_hold_any_backquote_run(text: str) -> None:
 
 
 def test_html_and_xml_text() -> None:
+    from msib import escape
+
     assert escape.html_text('<a href="x">') == "&lt;a href=&quot;x&quot;&gt;"
     element = ET.Element("r", a=escape.xml_text(HOSTILE + chr(0xFFFE) + chr(0xD800)))
     element.text = escape.xml_text(HOSTILE)

@@ -22,7 +22,6 @@ import yaml
 from data.appendix_forms import FORMS, SB, SITE_YAML, Form, Row, write_form
 from msib.appendix import EXCLUDED_MESSAGE, REASONS, check_rows, read_appendix
 from msib.errors import InputError
-from msib.escape import md_cell
 from msib.inventory import INVENTORY_FILES, RowsRejected, SshSettings, build_inventory, writers
 from msib.site import parse_site
 
@@ -248,6 +247,8 @@ def test_report_md_for_a_person(site: Path, appendix: Path, tmp_path: Path) -> N
     assert "| internal | 3 | 2 | 1 | 0 | 0 | 2 | 1 |" in md  # objects, windows, linux, network, other, eol, unknown
     assert "| external | 1 | 0 | 1 | 0 | 0 | 0 | 0 |" in md
     assert "| Windows 7 | 2020-01-14 | 1 |" in md
+    from msib.escape import md_cell
+
     where = md_cell(f"{appendix}, sheet Лист1")
     assert f"| {where}, row 10 | G | `duplicate_ip` | 10.20.1.2 |" in md
     assert f"| {where}, row 11 |  | `excluded` |  |" in md
