@@ -48,23 +48,29 @@ def _majority_script(m: re.Match[str]) -> str:
     return word.translate(_TO_CYRILLIC if cyrillic >= latin else _TO_LATIN)
 
 
-def confusable_variants(text: str) -> list[str]:
+def confusable_variants(text: str, *, whole: bool = True) -> list[str]:
     """Readings of `text` with Unicode confusables folded, most likely first (the text itself not
-    included): each mixed-script word in the script most of it is in; then everything Cyrillic;
-    then everything Latin. Linear in the length of `text`."""
+    included): each mixed-script word in the script most of it is in; then (`whole`) everything
+    Cyrillic, everything Latin. None for a text without look-alike letters of the other script (the
+    usual one: two C-level passes tell). Linear in the length of `text`."""
+    cyrillic = text.translate(_TO_CYRILLIC)
+    latin = text.translate(_TO_LATIN)
+    has_latin, has_cyrillic = cyrillic != text, latin != text
     out: list[str] = []
-    for variant in (_WORD_RE.sub(_majority_script, text), text.translate(_TO_CYRILLIC), text.translate(_TO_LATIN)):
-        if variant != text and variant not in out:
-            out.append(variant)
-    return out
+    if has_latin and has_cyrillic:
+        out.append(_WORD_RE.sub(_majority_script, text))
+    if whole:
+        out += [v for v in (cyrillic, latin) if v != text]
+    return [v for k, v in enumerate(out) if v != text and v not in out[:k]]
 
 
-def _first_reading[T](text: str, read: Callable[[str], T | None]) -> T | None:
-    """`read(text)`, or else `read` of the first confusable-folded reading it understands."""
+def _first_reading[T](text: str, read: Callable[[str], T | None], *, whole: bool = False) -> T | None:
+    """`read(text)`, or else `read` of the first confusable-folded reading it understands (`whole`:
+    also the text all in Cyrillic, all in Latin: for the short header cells)."""
     found = read(text)
     if found is not None:
         return found
-    for variant in confusable_variants(text):
+    for variant in confusable_variants(text, whole=whole):
         found = read(variant)
         if found is not None:
             return found
@@ -119,7 +125,7 @@ def header_field(text: str) -> Field | None:
     look-alike letters in a Cyrillic word, or the reverse, are read as the letters they imitate)."""
     if len(text) > 600:
         return None
-    return _first_reading(text, _header_field)
+    return _first_reading(text, _header_field, whole=True)
 
 
 def _header_field(text: str) -> Field | None:
