@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 n="${1:-1700}"
 start=$(date +%s)
 MSIB_FUZZ_EXAMPLES="$n" MSIB_FUZZ_RANDOM=1 .venv/bin/python -m pytest -p no:cacheprovider -q -s \
-  -m 'not bench' tests/test_fuzz_readers.py 2>&1 | tail -4
+  -m 'not bench' tests/test_fuzz_readers.py 2>&1 | grep -E 'fuzz_readers:|passed|failed|Falsifying|assert|Error' | tail -12
 echo "fuzz_readers: $(( $(date +%s) - start )) s"

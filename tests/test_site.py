@@ -139,3 +139,11 @@ def test_cli_validate_ok_and_one_line_error(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {bad}: ")
     assert "outside the circuit" in lines[0]
+
+
+def test_an_error_naming_a_key_with_a_line_break_stays_one_line() -> None:
+    data = yaml.safe_load(SITE_YAML)
+    data["a\nb"] = 1  # found by the fuzz run of #14
+    with pytest.raises(InputError) as info:
+        parse_site(data, "site.yml")
+    assert "\n" not in str(info.value) and info.value.where == "'a\\nb'"

@@ -93,6 +93,46 @@ def workbook_format(path: Path) -> WorkbookFormat:
     return suffix if suffix in ("xls", "ods", "xlsb", "xlsm") else "xlsx"  # type: ignore[return-value]
 
 
+#: A sheet of more cells than this is turned into Python lists row by row, each text kept once:
+#: slower (about twice the time of calamine's own conversion), but the parsed sheet and its lists,
+#: which exist together at that moment, take about 25 % less memory at 200,000 rows.
+_LEAN_CELLS: Final = 1_000_000
+
+
+def _rows(sheet: Any) -> list[list[Any]]:
+    """The sheet's rows as Python lists, from its first used row and column (calamine's
+    ``to_python(skip_empty_area=True)``); a large sheet with each distinct text held once."""
+    if sheet.height * sheet.width <= _LEAN_CELLS:
+        rows: list[list[Any]] = sheet.to_python(skip_empty_area=True)
+        return rows
+    texts: dict[str, str] = {}
+    keep = texts.setdefault
+    skip = sheet.start[0] if sheet.start else 0  # iter_rows starts at the sheet's first row
+    out = []
+    for k, row in enumerate(sheet.iter_rows()):
+        if k >= skip:
+            out.append([keep(v, v) if type(v) is str else v for v in row])
+    return out
+
+
+def _release_freed_memory() -> None:
+    """Give the memory calamine's parsed sheet held back to the system (glibc keeps freed blocks for
+    reuse otherwise): a few milliseconds, and the peak of a 200,000-row build stays lower."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            import ctypes
+
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None
+
+
 def _error_cells(data: list[list[Any]], errors: dict[tuple[int, int], str], origin: tuple[int, int]) -> None:
     """Put the formula errors (`#REF!`) back into the cells calamine read as empty (in place)."""
     r0, c0 = origin
@@ -156,11 +196,12 @@ def _read_xlsx(path: Path, name: str, limits: ReadLimits = DEFAULT_LIMITS) -> Re
                     raise over_rows(name, at_sheet, rows_read + sheet.height, limits)
                 if sheet.width > limits.max_columns:
                     raise over_columns(name, at_sheet, sheet.width, limits)
-                data: list[list[Any]] = sheet.to_python(skip_empty_area=True)
+                data = _rows(sheet)
                 rows_read += len(data)
                 r0, c0 = sheet.start or (0, 0)
                 merged = sheet.merged_cell_ranges or ()
                 del sheet  # the parsed sheet: only the Python lists are needed from here on
+                _release_freed_memory()
                 if gate is not None:
                     _error_cells(data, gate.error_cells(meta.name), (r0, c0))
                 filled = _fill_merged(data, merged, (r0, c0))

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Queue
 from stat import S_ISDIR as stat_is_dir
 from typing import Final
 
@@ -156,10 +156,15 @@ def _write_file(path: Path, data: bytes | Iterable[bytes]) -> None:
         os.fsync(f.fileno())
 
 
+_PIECES_AHEAD: Final = 8
+
+
 def _write_pieces(pool: ThreadPoolExecutor, path: Path, pieces: Iterable[bytes]) -> Future[None]:
     """Write a file given in pieces: they are produced here and written by a thread of `pool` as
-    they come (the thread holds the GIL only between two writes), then flushed to disk there."""
-    queue: SimpleQueue[bytes | None] = SimpleQueue()
+    they come (the thread holds the GIL only between two writes), then flushed to disk there. At most
+    :data:`_PIECES_AHEAD` pieces wait: the producer never holds the whole file (objects.json of
+    200,000 rows is over 100 MB)."""
+    queue: Queue[bytes | None] = Queue(maxsize=_PIECES_AHEAD)
     done = pool.submit(_write_file, path, iter(queue.get, None))
     try:
         for piece in pieces:
