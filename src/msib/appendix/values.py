@@ -14,8 +14,6 @@ from itertools import compress, count, repeat
 from operator import not_, rshift
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-import yaml
-
 from msib.errors import InputError
 
 OsFamily = Literal["windows", "linux", "network", "other"]
@@ -157,6 +155,8 @@ def parse_os_table(data: Any, file: str) -> OsTable:
 def os_table() -> OsTable:
     """The OS table shipped in the package (``msib/data/os_families.yml``)."""
     ref = resources.files("msib") / "data" / "os_families.yml"
+    import yaml  # here: reading a workbook does not need it (msib.appendix.prefetch starts early)
+
     return parse_os_table(yaml.safe_load(ref.read_text(encoding="utf-8")), "msib/data/os_families.yml")
 
 
