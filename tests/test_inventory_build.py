@@ -550,8 +550,8 @@ def test_the_command_line_is_read_only_as_far_as_needed(argv: list[str], expecte
 
 def test_a_read_started_ahead_is_used_only_for_the_same_unchanged_file(site: Path, appendix: Path,
                                                                        tmp_path: Path) -> None:
-    from msib.appendix import prefetch
-    from msib.appendix.bounds import DEFAULT_LIMITS, ReadLimits
+    from msib import prefetch
+    from msib.appendix.bounds import DEFAULT_LIMITS
 
     build_inventory(site, [appendix], tmp_path / "plain", as_of=AS_OF)
     prefetch.start([appendix])
@@ -561,7 +561,7 @@ def test_a_read_started_ahead_is_used_only_for_the_same_unchanged_file(site: Pat
     build_inventory(site, [appendix], tmp_path / "ahead", as_of=AS_OF)
     assert prefetch._pending == {}  # taken by the build
     assert _snapshot(tmp_path / "ahead") == _snapshot(tmp_path / "plain")
-    prefetch.start([appendix], ReadLimits(max_rows=3))
+    prefetch.start([appendix], {"max_rows": 3})
     assert prefetch.take(appendix, DEFAULT_LIMITS) is None  # other limits: not that read
     prefetch.discard()
     prefetch.start([appendix])

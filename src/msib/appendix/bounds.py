@@ -184,7 +184,7 @@ def _suspicious_tags(limits: ReadLimits, prefix: bytes) -> re.Pattern[bytes]:
 
 # --- the stream check of a worksheet ----------------------------------------------------------------
 
-_CHUNK: Final = 256 * 1024  # compressed bytes checked (and released to calamine) at a time
+_CHUNK: Final = 128 * 1024  # compressed bytes checked (and released to calamine) at a time
 _CARRY: Final = 64  # bytes of unpacked XML kept from one piece to the next: a tag cut in two is seen whole
 
 
@@ -461,13 +461,13 @@ class WorkbookGate:
             raise part.problem
 
     def head_start(self, sheet: str) -> None:
-        """Wait until the check of `sheet` is ahead (a quarter of it), so that calamine, about half as
-        fast, does not reach bytes the check has not released yet (it would fail on them, and parse
-        the sheet again once all of it is checked)."""
+        """Wait until the check of `sheet` is ahead (an eighth of it, at least a few pieces), so
+        that calamine, about half as fast, does not reach bytes the check has not released yet (it
+        would fail on them, and parse the sheet again once all of it is checked)."""
         part = self.part_of(sheet)
         if part is None or self._fd is None:
             return
-        want = min(part.compress_size, max(_CHUNK, part.compress_size // 4))
+        want = min(part.compress_size, max(3 * _CHUNK, part.compress_size // 8))
         with part.progress:
             part.progress.wait_for(lambda: part.released >= want or part.checked.is_set() or part.exact)
         if part.problem is not None:

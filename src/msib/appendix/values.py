@@ -155,7 +155,7 @@ def parse_os_table(data: Any, file: str) -> OsTable:
 def os_table() -> OsTable:
     """The OS table shipped in the package (``msib/data/os_families.yml``)."""
     ref = resources.files("msib") / "data" / "os_families.yml"
-    import yaml  # here: reading a workbook does not need it (msib.appendix.prefetch starts early)
+    import yaml  # here: reading a workbook does not need it (msib.prefetch starts early)
 
     return parse_os_table(yaml.safe_load(ref.read_text(encoding="utf-8")), "msib/data/os_families.yml")
 

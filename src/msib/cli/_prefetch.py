@@ -3,7 +3,7 @@
 Imported first by :mod:`msib.cli`, which is all it takes (:func:`start_from_argv` runs on import);
 nothing heavy is imported here. The arguments are looked at
 only as far as needed to know the files and the read limits; when anything is unexpected, nothing is
-started (typer then parses the command line as always). See :mod:`msib.appendix.prefetch`.
+started (typer then parses the command line as always). See :mod:`msib.prefetch`.
 """
 
 from __future__ import annotations
@@ -60,14 +60,9 @@ def start_from_argv(argv: list[str] | None = None) -> None:
     found = appendix_arguments(sys.argv[1:] if argv is None else argv)
     if not found or not found[0]:
         return
-    paths, limits = found
-    try:
-        from msib.appendix import prefetch
-        from msib.appendix.bounds import ReadLimits
+    from msib import prefetch
 
-        prefetch.start(paths, ReadLimits(**limits) if limits else None)
-    except Exception:  # a bad limit: typer reports it; the build reads as usual
-        return
+    prefetch.start(*found)
 
 
 start_from_argv()

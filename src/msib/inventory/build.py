@@ -221,11 +221,11 @@ def _read_inputs(site: Path, paths: Sequence[Path], limits: ReadLimits) -> tuple
     while the plan is validated. Errors are raised in a fixed order: the plan, then the files as given."""
     if not paths:
         return load_site(site), []
-    from msib.appendix import prefetch
+    from msib import prefetch
 
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 4),
                             thread_name_prefix="msib-read") as pool:
-        # reads the command line started ahead (msib.appendix.prefetch), else new ones
+        # reads the command line started ahead (msib.prefetch), else new ones
         futures = [prefetch.take(p, limits) or pool.submit(read_appendix, p, limits=limits) for p in paths]
         prefetch.discard()
         try:
