@@ -461,13 +461,13 @@ class WorkbookGate:
             raise part.problem
 
     def head_start(self, sheet: str) -> None:
-        """Wait until the check of `sheet` is ahead (an eighth of it, at least a few pieces), so
+        """Wait until the check of `sheet` is ahead (half of it, at least a few pieces), so
         that calamine, about half as fast, does not reach bytes the check has not released yet (it
         would fail on them, and parse the sheet again once all of it is checked)."""
         part = self.part_of(sheet)
         if part is None or self._fd is None:
             return
-        want = min(part.compress_size, max(3 * _CHUNK, part.compress_size // 8))
+        want = min(part.compress_size, max(3 * _CHUNK, part.compress_size // 2))
         with part.progress:
             part.progress.wait_for(lambda: part.released >= want or part.checked.is_set() or part.exact)
         if part.problem is not None:
