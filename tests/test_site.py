@@ -230,3 +230,11 @@ def test_rsyslog_injection_is_refused_before_any_file_is_written(tmp_path: Path)
     build = _cli("inventory", "build", appendix, "--site", site, "--out", out)
     assert build.returncode == 2 and "siem.syslog.host" in build.stderr and "Traceback" not in build.stderr
     assert not out.exists()
+
+
+def test_an_error_naming_a_key_with_a_line_break_stays_one_line() -> None:
+    data = yaml.safe_load(SITE_YAML)
+    data["a\nb"] = 1  # found by the fuzz run of #14
+    with pytest.raises(InputError) as info:
+        parse_site(data, "site.yml")
+    assert "\n" not in str(info.value) and info.value.where == "'a\\nb'"

@@ -23,17 +23,17 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from msib.circuits import CIRCUITS as CIRCUITS
+from msib.circuits import CircuitName as CircuitName
 from msib.errors import InputError
 
 Role = Literal["collector", "ids_sensor", "firewall"]
-CircuitName = Literal["internal", "external"]
 ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
 SyslogTransport = Literal["tls", "relp+tls"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ROLES: tuple[Role, ...] = ("collector", "ids_sensor", "firewall")
-CIRCUITS: tuple[CircuitName, ...] = ("internal", "external")
 
 # Every site-plan string ends up in a config file, a template context or an inventory, so each
 # has a pattern (in the model and in the published JSON Schema alike; the escapes below mean the
@@ -315,7 +315,8 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            out += ("." if out else "") + (text if text.isprintable() else repr(text))  # one line, always
     return out or "(top level)"
 
 
