@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import os
 import re
 import subprocess
@@ -260,3 +261,17 @@ def test_update_summary_prints_markup_as_text() -> None:
                                                   "error": MARKUP}}}}, out)
     _assert_printed_as_text(out)
     assert out.file.getvalue().count("[/bold]srv[/]") == 6
+
+
+# --- JSON on the terminal -------------------------------------------------------------------------------
+
+
+def test_json_output_keeps_values_and_holds_nothing_a_terminal_acts_on(capsys: pytest.CaptureFixture[str]) -> None:
+    from msib.cli.console import print_json
+
+    data = {"host": HOSTILE, "os": "Debian\u202e21\x9b2J\u2028x\x7f", "n": [1, None]}
+    print_json(data)
+    printed = capsys.readouterr().out
+    assert json.loads(printed) == data  # a script reads the same values
+    for char in ("\x1b", "\x07", "\x00", "\u202e", "\x9b", "\u2028", "\x7f"):
+        assert char not in printed, repr(char)

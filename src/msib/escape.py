@@ -15,6 +15,9 @@ rich markup (`[/]`). Every human-facing output passes its input text through one
 * :func:`html_text` — HTML text and attribute values: :func:`plain`, then ``& < > " '``.
 * :func:`xml_text` — XML 1.0 text (JUnit): :func:`plain`, then what XML 1.0 forbids (lone
   surrogates, U+FFFE, U+FFFF) replaced; the XML writer escapes ``& < >`` itself.
+* :func:`json_text` — JSON for a terminal or a script: the same data, but every character above that
+  a terminal would act on (C1 controls, bidi, line separators; C0 ones JSON escapes itself) written
+  as a ``\\uXXXX`` escape, so a parser reads the value unchanged and a terminal shows it inert.
 * :func:`rich_markup`, :func:`rich_text` — for rich consoles: :func:`plain`, then as text, never
   markup.
 
@@ -24,8 +27,9 @@ Every function is linear in the length of the text.
 from __future__ import annotations
 
 import html
+import json
 import re
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from rich.text import Text
@@ -155,6 +159,18 @@ def xml_text(text: object, *, newlines: bool = True) -> str:
 # --- rich -------------------------------------------------------------------------------------------
 
 
+_JSON_ESCAPES: Final = {c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), *_BIDI, 0x2028, 0x2029)}
+
+
+def json_text(data: Any) -> str:
+    """`data` as indented JSON whose text holds no character a terminal acts on (values unchanged).
+
+    U+202E in a value is written ``\\u202e``: `json.loads` gives the value back, a terminal shows six
+    characters.
+    """
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str).translate(_JSON_ESCAPES)
+
+
 def rich_markup(text: object) -> str:
     """`text` to put inside a rich markup string: :func:`plain`, then ``[`` escaped (never a tag)."""
     from rich.markup import escape
@@ -169,5 +185,5 @@ def rich_text(text: object, style: str = "") -> Text:
     return Text(plain(text), style=style)
 
 
-__all__ = ["REPLACEMENT", "html_text", "md_cell", "md_code", "md_fence", "md_text", "plain", "rich_markup",
+__all__ = ["REPLACEMENT", "html_text", "json_text", "md_cell", "md_code", "md_fence", "md_text", "plain", "rich_markup",
            "rich_text", "xml_text"]

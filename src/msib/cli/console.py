@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from rich.console import Console
+
+from msib.escape import json_text
 
 console = Console(stderr=True)
 out = Console()
@@ -14,4 +15,4 @@ out = Console()
 
 def print_json(data: Any) -> None:
     """Print `data` as JSON on stdout (for schedulers and scripts)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.write(json_text(data) + "\n")
