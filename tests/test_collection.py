@@ -119,7 +119,7 @@ def test_inventory_plugin_refuses_a_broken_directory_with_msibs_error(built: dic
     hosts["all"]["vars"]["msib_circuits"]["internal"]["networks"] = ["not-a-network"]
     (directory / "hosts.yml").write_text(yaml.safe_dump(hosts, allow_unicode=True))
     (tmp_path / "msib.yml").write_text("plugin: msib.appliances.inventory\ndirectory: inv\n")
-    rc, got, err = _inventory(built, tmp_path / "msib.yml")
+    _, got, err = _inventory(built, tmp_path / "msib.yml")
     assert "inv/hosts.yml: all.vars.msib_circuits.internal.networks[0]: 'not-a-network' is not an IP address" in err
     assert "Traceback" not in err and not got.get("_meta", {}).get("hostvars")  # type: ignore[attr-defined]
     # as AWX syncs a source: an unparsed source fails the sync

@@ -67,12 +67,12 @@ appendix: [sites/mcri/appendix.xlsx]
 known_hosts: sites/mcri/known_hosts
 """
 
-import os
-from typing import Any
+import os  # noqa: E402 (ansible-test: documentation before imports)
+from typing import Any  # noqa: E402 (ansible-test: documentation before imports)
 
-from ansible.errors import AnsibleParserError
-from ansible.plugins.inventory import BaseInventoryPlugin
-from ansible.plugins.loader import inventory_loader
+from ansible.errors import AnsibleParserError  # noqa: E402 (ansible-test: documentation before imports)
+from ansible.plugins.inventory import BaseInventoryPlugin  # noqa: E402 (ansible-test: documentation before imports)
+from ansible.plugins.loader import inventory_loader  # noqa: E402 (ansible-test: documentation before imports)
 
 _SUFFIXES = ("msib.yml", "msib.yaml")
 
