@@ -36,6 +36,12 @@ TARBALL = "msib-appliances-0.3.0.tar.gz"
 DRIFTED = ("col-int-1", "/etc/rsyslog.conf")  # a file the collector role manages
 
 
+def _empty_cfg(root: Path) -> Path:
+    cfg = root / "empty.cfg"
+    cfg.write_text("[defaults]\n")
+    return cfg
+
+
 def _job_dir(root: Path, inventory_dir: Path, lab_vars: dict[str, Any], lab: Lab) -> Path:
     """A private data dir as AWX writes one for a job of this project, inventory and credentials."""
     pdd = root / "job"
@@ -48,7 +54,7 @@ def _job_dir(root: Path, inventory_dir: Path, lab_vars: dict[str, Any], lab: Lab
                    capture_output=True, timeout=120)
     subprocess.run([BIN / "ansible-galaxy", "collection", "install", root / "dist" / TARBALL, "-p",
                     pdd / "requirements_collections"], check=True, capture_output=True, timeout=120,
-                   env={**os.environ, "ANSIBLE_CONFIG": str(root / "none.cfg")})
+                   env={**os.environ, "ANSIBLE_CONFIG": str(_empty_cfg(root))})
     (pdd / "inventory").mkdir()
     (pdd / "inventory" / "msib.yml").write_text(
         f"plugin: msib.appliances.inventory\ndirectory: {inventory_dir}\n")
