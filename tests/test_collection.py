@@ -92,10 +92,10 @@ def test_inventory_plugin_reads_the_directory_as_hosts_yml_does(built: dict[str,
     rc, want, err = _inventory(built, directory / "hosts.yml")
     assert rc == 0, err
     hostvars = got["_meta"]["hostvars"]  # type: ignore[index]
-    assert {h: {k: v for k, v in hv.items() if k != "msib_inventory_dir"} for h, hv in hostvars.items()} \
+    assert {h: {k: v for k, v in hv.items() if k != "appliances_inventory_dir"} for h, hv in hostvars.items()} \
         == want["_meta"]["hostvars"]  # type: ignore[index]
     # a variable an inventory plugin sets is marked unsafe (never templated): ansible-inventory shows the wrapper
-    assert {json.dumps(hv["msib_inventory_dir"]) for hv in hostvars.values()} \
+    assert {json.dumps(hv["appliances_inventory_dir"]) for hv in hostvars.values()} \
         == {json.dumps({"__ansible_unsafe": str(directory)})}
     assert {k: v for k, v in got.items() if k != "_meta"} == {k: v for k, v in want.items() if k != "_meta"}
     assert "fw-int-1" in got["firewall"]["hosts"] and "col-ext-1" in got["collector"]["hosts"]  # type: ignore[index]

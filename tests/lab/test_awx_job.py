@@ -73,8 +73,8 @@ def _job_dir(root: Path, inventory_dir: Path, lab_vars: dict[str, Any], lab: Lab
         "collector_ca_file": str(tls / Path(lab_vars["collector_ca_file"]).name),
         "collector_cert_dir": str(tls),
         "ansible_ssh_private_key_file": str(creds / "ssh_key"),
-        "msib_rules_source": str(REPO / "rulesets"),
-        "msib_vars_files": [str(REPO / "playbooks" / "vars" / "lab.yml")],
+        "update_rules_source": str(REPO / "rulesets"),
+        "update_vars_files": [str(REPO / "playbooks" / "vars" / "lab.yml")],
     }
     (pdd / "env" / "extravars").write_text(yaml.safe_dump(extravars))
     hosts = len(contract.load(inventory_dir).of(*contract.ROLE_GROUPS))

@@ -17,7 +17,7 @@ description:
     or C(msib lab up), after checking it with msib's own reader (C(msib.contract)).
   - With O(site) and O(appendix), builds the directory first from the site plan and the appendix,
     as C(msib inventory build) does.
-  - Sets C(msib_inventory_dir) on group C(all) so that playbooks can hand the directory to msib's
+  - Sets C(appliances_inventory_dir) on group C(all) so that playbooks can hand the directory to msib's
     commands (update, contain).
   - The configuration file's name must end in C(msib.yml) or C(msib.yaml).
   - Relative paths are taken from the configuration file's directory.
@@ -108,7 +108,7 @@ class InventoryModule(BaseInventoryPlugin):
             raise AnsibleParserError(f"{path}: {exc}") from None
         yaml_plugin = inventory_loader.get("ansible.builtin.yaml")
         yaml_plugin.parse(inventory, loader, os.path.join(str(directory), "hosts.yml"), cache=False)
-        inventory.set_variable("all", "msib_inventory_dir", str(directory))
+        inventory.set_variable("all", "appliances_inventory_dir", str(directory))
 
     def _build(self, directory: str, site: str, appendix: list[str], where: Any) -> None:
         """Write the directory from the site plan and the appendix (``msib inventory build``)."""
