@@ -103,8 +103,7 @@ def _cli_deploy(inventory_dir: Path) -> dict[str, Any]:
     out = subprocess.run([BIN / "msib", "deploy", "--inventory", inventory_dir, "--engine", "ansible", "--vars",
                           REPO / "playbooks" / "vars" / "lab.yml", "--json"], capture_output=True, text=True,
                          timeout=1800)
-    return {"rc": out.returncode, "json": json.loads(out.stdout) if out.stdout.strip() else out.stderr,
-            "seconds": round(time.monotonic() - t0, 1)}
+    return {"rc": out.returncode, "out": (out.stdout + out.stderr)[-3000:], "seconds": round(time.monotonic() - t0, 1)}
 
 
 def _changed(run: dict[str, Any]) -> dict[str, int]:
