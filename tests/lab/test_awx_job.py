@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TARBALL = "msib-appliances-0.3.0.tar.gz"
+OBJ = "198.18.16.100"  # obj-int-1, behind fw-int-1
 DRIFTED = ("col-int-1", "/etc/rsyslog.conf")  # a file the collector role manages
 
 
@@ -47,7 +48,7 @@ def _job_dir(root: Path, inventory_dir: Path, lab_vars: dict[str, Any], lab: Lab
     pdd = root / "job"
     project = pdd / "project"
     project.mkdir(parents=True)
-    for book in ("deploy", "check", "update"):
+    for book in ("deploy", "check", "update", "contain"):
         (project / f"{book}.yml").write_text(f"---\n- name: msib {book}\n  ansible.builtin.import_playbook: "
                                              f"msib.appliances.{book}\n")
     subprocess.run([REPO / "scripts" / "build-collection", "--output", root / "dist"], check=True,
@@ -90,11 +91,12 @@ def _job_dir(root: Path, inventory_dir: Path, lab_vars: dict[str, Any], lab: Lab
     return pdd
 
 
-def _job(pdd: Path, book: str, ident: str) -> dict[str, Any]:
+def _job(pdd: Path, book: str, ident: str, cmdline: str | None = None) -> dict[str, Any]:
     import ansible_runner
 
     t0 = time.monotonic()
-    r = ansible_runner.run(private_data_dir=str(pdd), playbook=f"{book}.yml", ident=ident, quiet=True)
+    r = ansible_runner.run(private_data_dir=str(pdd), playbook=f"{book}.yml", ident=ident, quiet=True,
+                           cmdline=cmdline)
     return {"status": r.status, "rc": r.rc, "stats": r.stats or {}, "seconds": round(time.monotonic() - t0, 1)}
 
 
@@ -134,6 +136,13 @@ def jobs(deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any],
     runs["drift"]["after_repair"] = ssh(deploy_lab, host, f"sha256sum {path}")
     runs["update_first"] = _job(pdd, "update", "update-1")
     runs["update_second"] = _job(pdd, "update", "update-2")
+    # the contain job template's survey answers, as AWX passes them (extra vars on the command line)
+    survey = f"-e contain_ip={OBJ} -e contain_ttl=10m -e contain_reason=awx-drill"
+    runs["contain_first"] = _job(pdd, "contain", "contain-1", survey)
+    runs["contained"] = f'"val": "{OBJ}"' in ssh(deploy_lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
+    runs["contain_second"] = _job(pdd, "contain", "contain-2", survey)
+    runs["release"] = _job(pdd, "contain", "contain-3", f"-e contain_release={OBJ}")
+    runs["released"] = f'"val": "{OBJ}"' not in ssh(deploy_lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
     print("\nAWX-style job times (s):", json.dumps({k: v["seconds"] for k, v in runs.items()
                                                      if isinstance(v, dict) and "seconds" in v}))
     return runs
@@ -171,6 +180,15 @@ def test_update_job_converges_then_changes_nothing(jobs: dict[str, Any]) -> None
     assert second["stats"]["changed"] == {}, second
     # the rule set step ran (not skipped) on the controller
     assert second["stats"]["ok"].get("localhost"), second
+
+
+def test_contain_job_blocks_once_then_releases(jobs: dict[str, Any]) -> None:
+    first, second, release = jobs["contain_first"], jobs["contain_second"], jobs["release"]
+    assert first["status"] == "successful" and first["stats"]["changed"].get("localhost"), first
+    assert jobs["contained"]
+    assert second["status"] == "successful" and second["stats"]["changed"] == {}, second
+    assert release["status"] == "successful" and release["stats"]["changed"].get("localhost"), release
+    assert jobs["released"]
 
 
 def test_no_secret_in_artifacts(jobs: dict[str, Any], deploy_lab: Lab, lab_vars: dict[str, Any]) -> None:
