@@ -192,10 +192,15 @@ def test_contain_job_blocks_once_then_releases(jobs: dict[str, Any]) -> None:
 
 
 def test_no_secret_in_artifacts(jobs: dict[str, Any], deploy_lab: Lab, lab_vars: dict[str, Any]) -> None:
-    """Every private key's body (SSH, CA, collectors', SIEM) is absent from every file runner wrote."""
+    """Every private key's body (SSH, CA, collectors', SIEM) and the SIEM API password are absent from every
+    file runner wrote (its job events, stdout, and the command with the job's environment)."""
     keys = [deploy_lab.identity, *Path(lab_vars["collector_cert_dir"]).glob("*.key")]
     secrets = {str(k): [ln for ln in k.read_text().splitlines() if ln and not ln.startswith("-----")] for k in keys}
     assert all(secrets.values()) and len(keys) >= 3
+    siem = deploy_lab.state_dir / "siem" / "credentials.env"
+    if siem.is_file():  # the lab SIEM's API password, when the lab has provisioned one
+        secrets[str(siem)] = [ln.split("=", 1)[1] for ln in siem.read_text().splitlines()
+                              if ln.startswith("MSIB_SIEM_PASSWORD=")]
     artifacts = jobs["pdd"] / "artifacts"
     files = [p for p in artifacts.rglob("*") if p.is_file() and not p.is_symlink()]
     assert len(files) > 20
