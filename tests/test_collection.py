@@ -77,6 +77,23 @@ def test_installed_playbooks_run_the_collection_roles(built: dict[str, Path], tm
         assert syntax.returncode == 0, syntax.stderr
 
 
+def test_installed_collection_reads_its_own_roles(built: dict[str, Path], tmp_path: Path) -> None:
+    """An installed collection's plugins read the role files it carries, not a checkout's (an EE has none)."""
+    installed = built["root"] / "own-roles"
+    shutil.copytree(built["installed"], installed)
+    manifest = installed / "ansible_collections/msib/appliances/roles/collector/meta/manifest.yml"
+    manifest.write_text(manifest.read_text().replace("base: [rsyslog,", "base: [only-in-this-copy, rsyslog,"))
+    (tmp_path / "play.yml").write_text(
+        "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - ansible.builtin.debug:\n"
+        "        msg: \"PKGS {{ query('msib.appliances.manifest', 'collector', 'packages', 'base') | join(',') }}\"\n")
+    env = _env(installed)
+    env.pop("MSIB_ROLES_DIR", None)
+    out = subprocess.run([BIN / "ansible-playbook", "play.yml"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path, env=env)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "PKGS only-in-this-copy,rsyslog," in out.stdout
+
+
 def _inventory(built: dict[str, Path], source: Path) -> tuple[int, dict[str, object], str]:
     out = subprocess.run([BIN / "ansible-inventory", "-i", source, "--list"], capture_output=True, text=True,
                          timeout=120, cwd=source.parent, env=_env(built["installed"]))
