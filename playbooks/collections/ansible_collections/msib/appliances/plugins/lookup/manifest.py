@@ -14,7 +14,7 @@ from ansible_collections.msib.appliances.plugins.plugin_utils.msib_context impor
 
 DOCUMENTATION = r"""
 name: manifest
-author: [msib]
+author: [msib project (@msib)]
 short_description: Read a role's meta/manifest.yml (what it installs) through msib.manifest
 description:
   - Returns packages, directories, placeholder files, services or a managed file's destination of

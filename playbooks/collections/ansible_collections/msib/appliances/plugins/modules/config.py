@@ -55,7 +55,7 @@ options:
     description: A controller-side check of the rendered text before anything is sent.
     type: str
     choices: [nft_management]
-author: [msib]
+author: [msib project (@msib)]
 """
 
 EXAMPLES = r"""

@@ -16,7 +16,7 @@ options:
     description: The role whose preflight this is.
     type: str
     required: true
-author: [msib]
+author: [msib project (@msib)]
 """
 
 EXAMPLES = r"""

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from ansible.errors import AnsibleError
+
+# An installed collection (scripts/build-collection) carries its own roles/: msib renders from
+# those, not from a checkout (an execution environment has none). In the source tree there is
+# none here and msib keeps its default (the repository's roles/). An explicit setting wins.
+_OWN_ROLES = Path(__file__).resolve().parents[2] / "roles"
+if _OWN_ROLES.is_dir():
+    os.environ.setdefault("MSIB_ROLES_DIR", str(_OWN_ROLES))
 
 
 def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str, Any]:
