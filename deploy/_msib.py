@@ -9,6 +9,7 @@ destination, validates it on the host, then moves it into place; a converged fil
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import subprocess
 from io import BytesIO
@@ -66,7 +67,8 @@ def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any]) -> list[tuple[type
     for f in m.install_files(ctx):
         wanted += [(File, {"path": f.dest}), (Sha256File, {"path": f.dest})]
     wanted += [(Directory, {"path": d.path}) for d in m.directories_for(ctx)]
-    wanted += [(File, {"path": p.path}) for p in m.placeholders_for(ctx)]
+    for p in m.placeholders_for(ctx):  # files.file reads the file and its parent directory
+        wanted += [(File, {"path": p.path}), (Directory, {"path": posixpath.dirname(p.path)})]
     for unit in m.services_for(ctx):
         service = unit if "." in unit else f"{unit}.service"
         wanted += [(SystemdStatus, {"services": [service]}), (SystemdEnabled, {"services": [service]})]

@@ -70,3 +70,59 @@ def test_a_batch_reads_as_pyinfra_does_and_a_change_drops_it(tmp_path: Path) -> 
     assert out["after_gets"] == 1  # every one remembered
     assert out["after_failing_fact"] == 2  # its part of the batch failed: read on its own, as pyinfra does
     assert out["changed"] is True and out["after_change"] == 3  # a command ran: the file is read again
+
+
+#: Plans one role's deploy on this machine (as tests/test_deploy_pyinfra.py does) with the memo on:
+#: prints how many fact commands the planning ran.
+_PLAN_READS = """
+from gevent import monkey
+monkey.patch_all()
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pyinfra.api.config import Config
+from pyinfra.api.connect import connect_all, disconnect_all
+from pyinfra.api.deploy import add_deploy
+from pyinfra.api.inventory import Inventory
+from pyinfra.api.state import State
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
+from msib.engines.pyinfra_facts import FactMemo
+from msib.engines.pyinfra_session import _deploys
+
+def nothing_runs(self, user_mode=False, machine=None, user_name=None, services=None):
+    return "true"  # no systemd as PID 1 here (the stock signature: the facts' arguments normalise alike)
+for fact in (SystemdStatus, SystemdEnabled):
+    fact.command = nothing_runs
+    fact.requires_command = lambda self, *a, **k: None
+role, data = sys.argv[2], json.loads(sys.argv[3])
+state = State(Inventory(([("@local", data)], {})), Config(), check_for_changes=True)
+memo = FactMemo(state)
+host = state.inventory.get_host("@local")
+memo.attach(host)
+connect_all(state)
+add_deploy(state, _deploys()[role], host=host)
+disconnect_all(state)
+print(json.dumps({"reads": memo.reads(host), "ops": len(state.get_op_order())}))
+"""
+
+
+def test_each_roles_deploy_reads_its_facts_in_one_command(tmp_path: Path) -> None:
+    from inventory_helpers import LAB_SITE
+    from msib import contract
+    from msib.inventory import SshSettings, build_inventory
+
+    (tmp_path / "known_hosts").write_text("")
+    for name in ("ca", "col-int-1"):
+        (tmp_path / f"{name}.pem").write_text(name)
+        (tmp_path / f"{name}.key").write_text(name)
+    build_inventory(LAB_SITE, [], tmp_path / "inventory", ssh=SshSettings(known_hosts=tmp_path / "known_hosts"))
+    inv = contract.load(tmp_path / "inventory")
+    for name in ("col-int-1", "ids-int-1", "fw-int-1"):
+        a = inv.appliance(name)
+        data = {k: v for k, v in a.vars.items() if not k.startswith("ansible_")}
+        data.update({"collector_ca_file": str(tmp_path / "ca.pem"), "collector_cert_dir": str(tmp_path)})
+        proc = subprocess.run([sys.executable, "-c", _PLAN_READS, str(REPO), a.role, json.dumps(data)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["ops"] > 5
+        assert out["reads"] == 1, f"{a.role}: a fact the deploy reads is missing from deploy/_msib.wanted_facts"
