@@ -41,6 +41,9 @@ from msib.lab.siem.host import lab_role_vars
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 RUNS = ("msib pyinfra", "msib ansible", "bare pyinfra", "floor")
+#: With --before: msib's Ansible invocation before issue 18 (site.yml's three plays one after
+#: another, linear strategy), for the record of what the tuning gained.
+BEFORE = "ansible site.yml linear"
 
 #: The bare deploy: each host's operations come from its data (written by :func:`write_bare`).
 BARE_DEPLOY = '''\
@@ -119,7 +122,8 @@ def write_bare(inv: contract.Inventory, hosts: list[contract.Appliance], extra: 
     return inventory, deploy
 
 
-def commands(inv_dir: Path, vars_file: Path, bare_inv: Path, bare_deploy: Path) -> dict[str, list[str]]:
+def commands(inv_dir: Path, vars_file: Path, bare_inv: Path, bare_deploy: Path,
+             hosts: list[contract.Appliance]) -> dict[str, list[str]]:
     msib = [str(BIN / "msib"), "deploy", "--inventory", str(inv_dir), "--vars", str(vars_file), "--json"]
     pyinfra = [str(BIN / "pyinfra"), "-y"]
     return {
@@ -127,6 +131,10 @@ def commands(inv_dir: Path, vars_file: Path, bare_inv: Path, bare_deploy: Path) 
         "msib ansible": [*msib, "--engine", "ansible"],
         "bare pyinfra": [*pyinfra, str(bare_inv), str(bare_deploy)],
         "floor": [*pyinfra, str(bare_inv), "exec", "--", "true"],
+        BEFORE: ["env", f"ANSIBLE_CONFIG={REPO / 'ansible.cfg'}", "ANSIBLE_STRATEGY=linear",
+                 f"ANSIBLE_FORKS={max(len(hosts), 5)}", "ANSIBLE_PIPELINING=True", f"PATH={BIN}:{os.environ['PATH']}",
+                 str(BIN / "ansible-playbook"), "-i", str(inv_dir / "hosts.yml"), str(REPO / "playbooks" / "site.yml"),
+                 "--limit", ",".join(h.name for h in hosts), "-e", f"@{vars_file}"],
     }
 
 
@@ -136,7 +144,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int | None, bool]:
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=cwd, stdin=subprocess.DEVNULL)
     seconds = time.monotonic() - t0
     changes = None
-    if argv[1] == "deploy":
+    if len(argv) > 1 and argv[1] == "deploy":
         try:
             summary = json.loads(proc.stdout)
             changes = int(summary.get("changed", 0)) if isinstance(summary, dict) else None
@@ -147,7 +155,7 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int | None, bool]:
     return seconds, changes, proc.returncode == 0
 
 
-def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path) -> list[dict[str, Any]]:
+def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before: bool) -> list[dict[str, Any]]:
     """Every run on `lab`'s appliances: converged (`rounds` interleaved rounds), then fresh (one each)."""
     extra = dict(lab_role_vars(lab))
     vars_file = work / f"{label}-vars.yml"
@@ -155,24 +163,25 @@ def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path) -> lis
     inv = contract.load(lab.inventory_dir)
     hosts = list(inv.of(*DEPLOY_ROLES))
     bare_inv, bare_deploy = write_bare(inv, hosts, extra, work / label)
-    cmds = commands(lab.inventory_dir, vars_file, bare_inv, bare_deploy)
+    cmds = commands(lab.inventory_dir, vars_file, bare_inv, bare_deploy, hosts)
+    runs = (*RUNS, BEFORE) if before else RUNS
     rows: list[dict[str, Any]] = []
     for what in ("msib pyinfra", "msib ansible"):  # converge (msib's runs change things bare does not)
         s, _, ok = timed(cmds[what], work)
         print(f"[{label}] converge with {what}: {s:.1f} s ok={ok}", flush=True)
     timed(cmds["bare pyinfra"], work)
-    times: dict[str, list[float]] = {r: [] for r in RUNS}
-    changes: dict[str, int] = dict.fromkeys(RUNS, 0)
-    fails: dict[str, int] = dict.fromkeys(RUNS, 0)
+    times: dict[str, list[float]] = {r: [] for r in runs}
+    changes: dict[str, int] = dict.fromkeys(runs, 0)
+    fails: dict[str, int] = dict.fromkeys(runs, 0)
     for i in range(rounds):
-        order = RUNS if i % 2 == 0 else tuple(reversed(RUNS))  # interleaved, alternating who goes first
+        order = runs if i % 2 == 0 else tuple(reversed(runs))  # interleaved, alternating who goes first
         for what in order:
             s, c, ok = timed(cmds[what], work)
             times[what].append(s)
             changes[what] += c or 0
             fails[what] += not ok
-        print(f"[{label}] round {i + 1}: " + ", ".join(f"{w} {times[w][-1]:.2f}s" for w in RUNS), flush=True)
-    for what in RUNS:
+        print(f"[{label}] round {i + 1}: " + ", ".join(f"{w} {times[w][-1]:.2f}s" for w in runs), flush=True)
+    for what in runs:
         rows.append({"lab": label, "hosts": len(hosts), "state": "converged", "run": what, "rounds": rounds,
                      "median_s": round(statistics.median(times[what]), 2), "min_s": round(min(times[what]), 2),
                      "max_s": round(max(times[what]), 2), "changes": changes[what], "failed_runs": fails[what]})
@@ -202,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--sizes", type=int, nargs="+", default=[6], help="6 = the shared lab; N: N collectors")
     ap.add_argument("--fresh", action="store_true", help="also time each run once on freshly reset hosts")
+    ap.add_argument("--before", action="store_true", help=f"also time {BEFORE!r} (6 appliances)")
     ap.add_argument("--no-docs", action="store_true", help="do not write the table into docs/deploy.md")
     args = ap.parse_args(argv)
     rows: list[dict[str, Any]] = []
@@ -221,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                     t0 = time.monotonic()
                     lab.up()
                     print(f"lab of {n} appliances up in {time.monotonic() - t0:.1f} s", flush=True)
-                rows += bench_lab(lab, f"lab{n}", args.rounds, args.fresh, work)
+                rows += bench_lab(lab, f"lab{n}", args.rounds, args.fresh, work, args.before and n == 6)
             finally:
                 if own and n != 6:
                     lab.down()
