@@ -181,7 +181,7 @@ def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before
             changes[what] += c or 0
             fails[what] += not ok
         print(f"[{label}] round {i + 1}: " + ", ".join(f"{w} {times[w][-1]:.2f}s" for w in runs), flush=True)
-    for what in runs:
+    for what in runs if rounds else ():
         rows.append({"lab": label, "hosts": len(hosts), "state": "converged", "run": what, "rounds": rounds,
                      "median_s": round(statistics.median(times[what]), 2), "min_s": round(min(times[what]), 2),
                      "max_s": round(max(times[what]), 2), "changes": changes[what], "failed_runs": fails[what]})
