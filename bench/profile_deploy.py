@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, s in m["phases"].items():
         print(f"  {name:40s} {s:6.2f} s")
     n = sum(len(v) for v in m["facts"].values())
-    print(f"  facts: {n} commands, {sum(sum(v) for v in m['facts'].values()):.2f} s summed over hosts")
+    print(f"  facts read one by one (not in a batch): {n} commands, "
+          f"{sum(sum(v) for v in m['facts'].values()):.2f} s summed over hosts")
     for name, ts in sorted(m["facts"].items(), key=lambda kv: -sum(kv[1])):
         print(f"    {name:32s} n={len(ts):4d} sum={sum(ts):6.2f} s mean={sum(ts) / len(ts) * 1000:6.1f} ms")
     out = io.StringIO()
