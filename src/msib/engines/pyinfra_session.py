@@ -39,6 +39,7 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
     from pyinfra.api.inventory import Inventory
     from pyinfra.api.operations import run_ops
     from pyinfra.api.state import BaseStateCallback, State
+    from pyinfra.context import ctx_state
 
     from msib.engines.pyinfra_facts import FactMemo
 
@@ -112,8 +113,11 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
                 result.hosts[h.name].error = result.hosts[h.name].error or "cannot connect"
         # hosts prepared side by side: each one's fact reads overlap the others' (pyinfra does one
         # host after another); the operation order is each deploy's own, as before
-        gevent.joinall([gevent.spawn(prepare, h, active[h.name]) for h in hosts if h.name in active],
-                       raise_error=True)
+        # pyinfra's state context is process-wide (the host's is per greenlet): set for the whole
+        # join, so that a greenlet leaving add_deploy restores it for the others, not to None
+        with ctx_state.use(state):
+            gevent.joinall([gevent.spawn(prepare, h, active[h.name]) for h in hosts if h.name in active],
+                           raise_error=True)
         if not check and state.active_hosts:
             try:
                 run_ops(state)
