@@ -116,7 +116,8 @@ def write_bare(inv: contract.Inventory, hosts: list[contract.Appliance], extra: 
         data["bare_ops"] = bare_ops(a, extra, work / "files")
         entries.append((a.name, data))
     inventory = work / "bare_inventory.py"
-    inventory.write_text(f"import json\nhosts = json.loads({json.dumps(json.dumps(entries))})\n")
+    # (name, data) tuples: pyinfra ignores a group of lists, silently (exit 0, no host)
+    inventory.write_text(f"import json\nhosts = [tuple(h) for h in json.loads({json.dumps(json.dumps(entries))})]\n")
     deploy = work / "bare_deploy.py"
     deploy.write_text(BARE_DEPLOY)
     return inventory, deploy
@@ -138,8 +139,11 @@ def commands(inv_dir: Path, vars_file: Path, bare_inv: Path, bare_deploy: Path,
     }
 
 
-def timed(argv: list[str], cwd: Path) -> tuple[float, int | None, bool]:
-    """Seconds, changes (msib's summary; None for pyinfra's CLI) and success of one command."""
+def timed(argv: list[str], cwd: Path, hosts: int) -> tuple[float, int | None, bool]:
+    """Seconds, changes (msib's summary; None for pyinfra's CLI) and success of one command.
+
+    A pyinfra CLI run counts as failed unless it connected to all `hosts`.
+    """
     t0 = time.monotonic()
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, cwd=cwd, stdin=subprocess.DEVNULL)
     seconds = time.monotonic() - t0
@@ -150,9 +154,12 @@ def timed(argv: list[str], cwd: Path) -> tuple[float, int | None, bool]:
             changes = int(summary.get("changed", 0)) if isinstance(summary, dict) else None
         except ValueError:
             pass
-    if proc.returncode != 0:
+    ok = proc.returncode == 0
+    if argv[0].endswith("/pyinfra") and proc.stdout.count("] Connected") + proc.stderr.count("] Connected") < hosts:
+        ok = False
+    if not ok:
         print(f"  {' '.join(argv[:4])}… exit {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}", file=sys.stderr)
-    return seconds, changes, proc.returncode == 0
+    return seconds, changes, ok
 
 
 def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before: bool) -> list[dict[str, Any]]:
@@ -167,16 +174,16 @@ def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before
     runs = (*RUNS, BEFORE) if before else RUNS
     rows: list[dict[str, Any]] = []
     for what in ("msib pyinfra", "msib ansible"):  # converge (msib's runs change things bare does not)
-        s, _, ok = timed(cmds[what], work)
+        s, _, ok = timed(cmds[what], work, len(hosts))
         print(f"[{label}] converge with {what}: {s:.1f} s ok={ok}", flush=True)
-    timed(cmds["bare pyinfra"], work)
+    timed(cmds["bare pyinfra"], work, len(hosts))
     times: dict[str, list[float]] = {r: [] for r in runs}
     changes: dict[str, int] = dict.fromkeys(runs, 0)
     fails: dict[str, int] = dict.fromkeys(runs, 0)
     for i in range(rounds):
         order = runs if i % 2 == 0 else tuple(reversed(runs))  # interleaved, alternating who goes first
         for what in order:
-            s, c, ok = timed(cmds[what], work)
+            s, c, ok = timed(cmds[what], work, len(hosts))
             times[what].append(s)
             changes[what] += c or 0
             fails[what] += not ok
@@ -189,7 +196,7 @@ def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before
         names = [h.name for h in hosts]
         for what in RUNS[:3]:
             lab.reset(names)
-            s, c, ok = timed(cmds[what], work)
+            s, c, ok = timed(cmds[what], work, len(hosts))
             print(f"[{label}] fresh {what}: {s:.1f} s ok={ok}", flush=True)
             rows.append({"lab": label, "hosts": len(hosts), "state": "fresh", "run": what, "rounds": 1,
                          "median_s": round(s, 2), "min_s": round(s, 2), "max_s": round(s, 2),
