@@ -9,6 +9,7 @@ destination, validates it on the host, then moves it into place; a converged fil
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import subprocess
 from io import BytesIO
@@ -20,8 +21,12 @@ from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
 from pyinfra.context import host
-from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import Directory, File, Sha256File
+from pyinfra.facts.server import Date
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
+from pyinfra.operations.apt import APT_UPDATE_FILENAME
 
 from msib import manifest, preflight, render
 from msib.contract import Ssh
@@ -41,7 +46,36 @@ def role_manifest(role: str, ctx: dict[str, Any]) -> Manifest:
         msib.preflight.PreflightError: the inventory does not describe a usable host of `role`.
     """
     preflight.check(role, ctx, host.name)
-    return manifest.load(role)
+    m = manifest.load(role)
+    prefetch = getattr(host, "msib_prefetch", None)  # set by msib's pyinfra worker (pyinfra_facts)
+    if prefetch is not None:
+        prefetch(wanted_facts(role, m, ctx))
+    return m
+
+
+def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any]) -> list[tuple[type, dict[str, Any]]]:
+    """Every fact the deploy of `role` reads on this host, so that all are read in one command.
+
+    A fact missing here is still read (on its own, as pyinfra does); one listed but never asked
+    for costs a line of output. The stock operations' facts: apt.packages (the update stamp, the
+    date, the installed packages), files.directory/file, systemd.service (status and enabled).
+    """
+    wanted: list[tuple[type, dict[str, Any]]] = [(File, {"path": APT_UPDATE_FILENAME}), (Date, {}), (DebPackages, {})]
+    for dep in m.depends:
+        for f in manifest.load(dep).install_files(render.context(dep, host.data.dict())):  # type: ignore[no-untyped-call]
+            wanted += [(File, {"path": f.dest}), (Sha256File, {"path": f.dest})]
+    for f in m.install_files(ctx):
+        wanted += [(File, {"path": f.dest}), (Sha256File, {"path": f.dest})]
+    wanted += [(Directory, {"path": d.path}) for d in m.directories_for(ctx)]
+    for p in m.placeholders_for(ctx):  # files.file reads the file and its parent directory
+        wanted += [(File, {"path": p.path}), (Directory, {"path": posixpath.dirname(p.path)})]
+    for unit in m.services_for(ctx):
+        service = unit if "." in unit else f"{unit}.service"
+        wanted += [(SystemdStatus, {"services": [service]}), (SystemdEnabled, {"services": [service]})]
+    helper = m.install_file("commit_helper", ctx) if "commit_helper" in m.files else None
+    if helper is not None:
+        wanted.append((NftCommitStatus, {"helper": helper.dest}))
+    return wanted
 
 
 def install(name: str, role: str, file_id: str, ctx: dict[str, Any], item: Any = None) -> Any:
@@ -118,21 +152,23 @@ def config(
         tmp = f"{dest}.msib-tmp"
         q_tmp = shlex.quote(tmp)
         yield FileUploadCommand(BytesIO(data), tmp)
-        yield StringCommand(f"chown {user}:{group} {q_tmp} && chmod {mode} {q_tmp}")
+        # one command (one sudo round trip): own, validate, move into place; a refused file is removed
+        steps = [f"chown {user}:{group} {q_tmp}", f"chmod {mode} {q_tmp}"]
         if validate:
             check = validate.replace("%s", q_tmp)
-            yield StringCommand(f"{check} >/dev/null || {{ rc=$?; rm -f {q_tmp}; exit $rc; }}")
-        yield StringCommand(f"mv -f {q_tmp} {q_dest}")
+            steps.append(f"{{ {check} >/dev/null || {{ rc=$?; rm -f {q_tmp}; exit $rc; }}; }}")
+        steps.append(f"mv -f {q_tmp} {q_dest}")
+        yield StringCommand(" && ".join(steps))
         return
     assert info
-    converged = True
+    fixes = []
     if str(info["mode"]).zfill(4) != mode.zfill(4):
-        converged = False
-        yield StringCommand(f"chmod {mode} {q_dest}")
+        fixes.append(f"chmod {mode} {q_dest}")
     if info["user"] != user or info["group"] != group:
-        converged = False
-        yield StringCommand(f"chown {user}:{group} {q_dest}")
-    if converged:
+        fixes.append(f"chown {user}:{group} {q_dest}")
+    if fixes:
+        yield StringCommand(" && ".join(fixes))
+    else:
         host.noop(f"{dest} is already as rendered")
 
 

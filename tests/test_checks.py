@@ -101,3 +101,12 @@ def test_inventory_vars_files_override_and_group_vars_apply(tmp_path: Path) -> N
         inv.appliance("nope")
     with pytest.raises(InputError, match="no such vars file"):
         mc.load(tmp_path, [tmp_path / "none.yml"])
+
+
+def test_hosts_are_dealt_into_at_most_n_batches_each_once_in_inventory_order() -> None:
+    hosts = [f"h{i:02d}" for i in range(20)]
+    got = mc.runner.batches(hosts, 4)  # type: ignore[arg-type]
+    assert len(got) == 4 and sorted(h for b in got for h in b) == hosts
+    assert all(b == sorted(b) for b in got) and {len(b) for b in got} == {5}
+    assert mc.runner.batches(hosts[:3], 8) == [["h00"], ["h01"], ["h02"]]  # never an empty batch
+    assert mc.runner.batches(hosts[:3], 0) == [hosts[:3]]

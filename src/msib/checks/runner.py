@@ -1,4 +1,4 @@
-"""`msib check`: the catalogue's testinfra checks run over every appliance, one pytest per host, in parallel.
+"""`msib check`: the catalogue's testinfra checks run over every appliance, hosts in parallel.
 
 The checks themselves are testinfra tests in ``checks/`` (one file per role, ``checks/test_<role>.py``),
 each registered with :func:`msib.checks.catalogue.check` under an ID of ``checks/catalogue.yml``.
@@ -7,9 +7,9 @@ They can run under plain pytest (molecule's verify)::
     pytest -c checks/pytest.ini checks --hosts ssh://col-int-1 --ssh-config SSH_CONFIG --sudo \\
         --msib-inventory DIR
 
-:func:`run_checks` runs them over every appliance of an inventory in parallel: one pytest process
-per host, over ``ssh://`` with strict host keys (never ``paramiko://``), the connections
-multiplexed per host; each result comes back with its evidence.
+:func:`run_checks` runs them over every appliance of an inventory in parallel: a few pytest
+processes, each checking its share of the hosts (:func:`batches`), over ``ssh://`` with strict host
+keys (never ``paramiko://``), the connections multiplexed per host; each result comes back with its evidence.
 
 Example:
     >>> run = run_checks(Path("/var/lib/msib-lab/inventory"))     # doctest: +SKIP
@@ -40,8 +40,10 @@ from msib.checks.parsers import parse_sshd_t
 from msib.contract import Appliance, Inventory
 from msib.errors import InputError
 
-#: Default number of hosts checked at once.
-DEFAULT_WORKERS = 8
+#: Default number of pytest processes at once, each checking its share of the hosts one after
+#: another: a process's start-up (~1 s of CPU: Python, testinfra, msib.render) is most of a host's
+#: cost, so a few processes per core beat one process per host (docs/checks.md, the benchmark).
+DEFAULT_WORKERS = min(8, 2 * (os.cpu_count() or 1))
 #: Seconds one host's checks may take before the host is an error.
 HOST_TIMEOUT_S = 600.0
 RESULT_PREFIX = "MSIB-RESULT "
@@ -125,39 +127,63 @@ def _error_results(h: Appliance, message: str) -> list[CheckResult]:
             for s in checks_for(h.role)]
 
 
-def _pytest_argv(h: Appliance, ssh_config: Path, inventory: Path, vars_files: Sequence[Path]) -> list[str]:
+def _pytest_argv(batch: Sequence[Appliance], ssh_config: Path, inventory: Path,
+                 vars_files: Sequence[Path]) -> list[str]:
     cdir = checks_dir()
     return [sys.executable, "-m", "pytest", "-c", str(cdir / "pytest.ini"), "--rootdir", str(cdir),
             "-p", "no:cacheprovider", "-p", "no:terminal", str(cdir),
-            f"--hosts=ssh://{h.name}", f"--ssh-config={ssh_config}", "--sudo",
+            "--hosts=" + ",".join(f"ssh://{h.name}" for h in batch), f"--ssh-config={ssh_config}", "--sudo",
             f"--msib-inventory={inventory}", *[f"--msib-vars={Path(f).resolve()}" for f in vars_files]]
 
 
-def _check_host(h: Appliance, inv: Inventory, vars_files: Sequence[Path], ssh_config: Path, workdir: Path,
-                on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
-    """Run every check of `h`'s role on it; a host that cannot be checked gives error results."""
-    def fail_all(message: str) -> list[CheckResult]:
-        results = _error_results(h, message)
-        for r in results:
-            on_result(r)
-        return results
+def batches(hosts: Sequence[Appliance], processes: int) -> list[list[Appliance]]:
+    """`hosts` dealt into at most `processes` batches of near-equal size, each in inventory order."""
+    n = max(1, min(processes, len(hosts)))
+    return [list(hosts[i::n]) for i in range(n) if hosts[i::n]]
 
+
+def _reachable(h: Appliance, ssh_config: Path) -> str | None:
+    """None when `h` can be checked (strict host keys, SSH answers), else why not."""
     reason = _strict(ssh_config, h.name)
     if reason:
-        return fail_all(reason)
+        return reason
     try:
         pre = subprocess.run(["ssh", "-F", str(ssh_config), h.name, "true"], capture_output=True, text=True,
                              timeout=60, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        return fail_all("ssh: no answer within 60 s")
+        return "ssh: no answer within 60 s"
     if pre.returncode != 0:
-        return fail_all("ssh failed: " + (pre.stderr.strip() or f"exit status {pre.returncode}"))
-    argv = _pytest_argv(h, ssh_config, inv.directory, vars_files)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        return "ssh failed: " + (pre.stderr.strip() or f"exit status {pre.returncode}")
+    return None
+
+
+def _check_batch(batch: Sequence[Appliance], inv: Inventory, vars_files: Sequence[Path], ssh_config: Path,
+                 workdir: Path, on_result: Callable[[CheckResult], None]) -> list[CheckResult]:
+    """Run every check of each host of `batch` in ONE pytest process (its start-up is most of a
+    host's cost); a host that cannot be checked gives error results, the others go on."""
     got: list[CheckResult] = []
+
+    def fail(h: Appliance, message: str, only: set[str] | None = None) -> None:
+        for r in _error_results(h, message):
+            if only is None or r.check_id in only:
+                got.append(r)
+                on_result(r)
+
+    ready = []
+    for h in batch:
+        reason = _reachable(h, ssh_config)
+        if reason:
+            fail(h, reason)
+        else:
+            ready.append(h)
+    if not ready:
+        return got
+    argv = _pytest_argv(ready, ssh_config, inv.directory, vars_files)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    ran: list[CheckResult] = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                           stdin=subprocess.DEVNULL, cwd=str(workdir)) as proc:
-        timer = threading.Timer(HOST_TIMEOUT_S, proc.kill)
+        timer = threading.Timer(HOST_TIMEOUT_S * len(ready), proc.kill)
         timer.start()
         other: list[str] = []
         try:
@@ -165,26 +191,29 @@ def _check_host(h: Appliance, inv: Inventory, vars_files: Sequence[Path], ssh_co
             for line in proc.stdout:
                 if line.startswith(RESULT_PREFIX):
                     r = CheckResult(**json.loads(line[len(RESULT_PREFIX):]))
-                    got.append(r)
+                    ran.append(r)
                     on_result(r)
                 else:
                     other.append(line.rstrip())
         finally:
             timer.cancel()
         rc = proc.wait()
-    seen = {r.check_id for r in got}
-    missing = [s for s in checks_for(h.role) if s.id not in seen]
-    if missing:
-        tail = "\n".join(other[-25:]) or f"pytest exit status {rc}"
-        for r in _error_results(h, f"the check did not run (pytest exit status {rc}):\n{tail}"):
-            if r.check_id in {s.id for s in missing}:
-                got.append(r)
-                on_result(r)
+    got += ran
+    tail = "\n".join(other[-25:]) or f"pytest exit status {rc}"
+    for h in ready:
+        seen = {r.check_id for r in ran if r.host == h.name}
+        missing = {s.id for s in checks_for(h.role)} - seen
+        if not missing:
+            continue
+        if len(ready) > 1 and not seen:  # the batch stopped before this host: checked on its own
+            got += _check_batch([h], inv, vars_files, ssh_config, workdir, on_result)
+        else:
+            fail(h, f"the check did not run (pytest exit status {rc}):\n{tail}", only=missing)
     return got
 
 
 def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit: Sequence[str] = (),
-               workers: int = DEFAULT_WORKERS,
+               workers: int | None = None,
                on_result: Callable[[CheckResult], None] | None = None,
                on_start: Callable[[list[Appliance]], None] | None = None) -> CheckRun:
     """Run the catalogue's checks on every appliance of `inventory` (or those in `limit`), in parallel.
@@ -193,7 +222,7 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
         inventory: the inventory directory.
         vars_files: role variables for every host, as given to ``msib deploy --vars``.
         limit: host names to check (default: every appliance).
-        workers: hosts checked at once.
+        workers: pytest processes at once; the hosts are dealt between them (:func:`batches`).
         on_result: called with each result as it arrives (a progress display).
         on_start: called once with the hosts about to be checked.
 
@@ -204,6 +233,7 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
         InputError: an unusable inventory, limit or catalogue.
         CheckRunError: a check file does not match the catalogue.
     """
+    workers = DEFAULT_WORKERS if workers is None else workers
     if workers < 1:
         raise InputError("--workers", "must be 1 or more")
     inv = load(inventory, vars_files)
@@ -228,17 +258,18 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
     ssh_config = workdir / "ssh_config"
     ssh_config.write_text(inv.ssh.run_config(hosts, control, header="written by msib check for one run"))
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
-            futures = {pool.submit(_check_host, h, inv, vars_files, ssh_config, workdir, record): h for h in hosts}
+        groups = batches(hosts, workers)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            futures = {pool.submit(_check_batch, b, inv, vars_files, ssh_config, workdir, record): b for b in groups}
             for fut in concurrent.futures.as_completed(futures):
-                h = futures[fut]
                 try:
                     fut.result()
-                except Exception as exc:  # a bug or an OS error: that host is an error, others go on
-                    done = {r.check_id for r in run.results if r.host == h.name}
-                    for r in _error_results(h, f"{type(exc).__name__}: {exc}"):
-                        if r.check_id not in done:
-                            record(r)
+                except Exception as exc:  # a bug or an OS error: those hosts are errors, others go on
+                    for h in futures[fut]:
+                        done = {r.check_id for r in run.results if r.host == h.name}
+                        for r in _error_results(h, f"{type(exc).__name__}: {exc}"):
+                            if r.check_id not in done:
+                                record(r)
     finally:
         for h in hosts:  # close this run's SSH masters
             with contextlib.suppress(subprocess.SubprocessError, OSError):

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
-                  workers: int, console: Console, out: Console, as_json: bool) -> tuple[CheckRun, dict[str, Path]]:
+                  workers: int | None, console: Console, out: Console,
+                  as_json: bool) -> tuple[CheckRun, dict[str, Path]]:
     """Run the checks with a progress bar per host, write the reports, print a summary table."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
     from rich.table import Table
@@ -74,7 +75,9 @@ def check_cmd(
         list[Path] | None, typer.Option("--vars", help="Role variables as given to msib deploy --vars (repeatable).")
     ] = None,
     limit: Annotated[list[str] | None, typer.Option("--limit", help="Check only this host (repeatable).")] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Hosts checked at once.")] = 8,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="pytest processes at once, the hosts dealt between them [default: 2 per CPU, at most 8].")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run the compliance checks on every appliance; write JUnit XML, HTML and Markdown reports.

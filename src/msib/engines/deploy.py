@@ -23,7 +23,7 @@ from msib.engines import ansible, pyinfra
 from msib.engines.result import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Engine, Progress
 from msib.errors import InputError
 
-#: The Linux appliance roles, in the order they are deployed (sensors send to collectors).
+#: The Linux appliance roles (each engine deploys them side by side: a role's hosts share nothing with another's).
 DEPLOY_ROLES: tuple[str, ...] = contract.LINUX_ROLES
 
 

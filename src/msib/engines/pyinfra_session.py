@@ -31,6 +31,7 @@ def _deploys() -> dict[str, Any]:
 def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: dict[str, Any],
         progress: Progress | None, step_timeout: float) -> DeployResult:
     """Connect to `hosts`, add each role's deploy, run it (or only detect changes when `check`)."""
+    import gevent
     from pyinfra.api.config import Config
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.deploy import add_deploy
@@ -38,6 +39,9 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
     from pyinfra.api.inventory import Inventory
     from pyinfra.api.operations import run_ops
     from pyinfra.api.state import BaseStateCallback, State
+    from pyinfra.context import ctx_state
+
+    from msib.engines.pyinfra_facts import FactMemo
 
     result = DeployResult("pyinfra", check, {h.name: HostResult() for h in hosts})
     names_data = []
@@ -51,6 +55,9 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
     inventory = Inventory((names_data, {}), **groups)  # type: ignore[no-untyped-call]
     config = Config(CONNECT_TIMEOUT=10, PARALLEL=max(1, len(hosts)), FAIL_PERCENT=None)  # type: ignore[no-untyped-call]
     state = State(inventory, config, check_for_changes=True)
+    memo = FactMemo(state)  # a host's facts read once (one command), until something runs on it
+    for host in state.inventory:
+        memo.attach(host)
     started: dict[tuple[str, str], float] = {}  # (host, op) -> when it started
     took: dict[tuple[str, str], float] = {}  # (host, op) -> seconds until it failed
 
@@ -88,11 +95,8 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
         with contextlib.suppress(PyinfraError):
             connect_all(state)
         active = {host.name: host for host in state.inventory.get_active_hosts()}
-        for h in hosts:
-            host = active.get(h.name)
-            if host is None:
-                result.hosts[h.name].error = result.hosts[h.name].error or "cannot connect"
-                continue
+
+        def prepare(h: Appliance, host: Any) -> None:
             try:
                 # _timeout bounds every command of every operation of this host's deploy
                 add_deploy(state, deploys[h.role], host=host, _timeout=int(step_timeout))
@@ -103,6 +107,17 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
                 # the host leaves the run before any of its operations executes
                 state.failed_hosts.add(host)
                 state.active_hosts.discard(host)
+
+        for h in hosts:
+            if h.name not in active:
+                result.hosts[h.name].error = result.hosts[h.name].error or "cannot connect"
+        # hosts prepared side by side: each one's fact reads overlap the others' (pyinfra does one
+        # host after another); the operation order is each deploy's own, as before
+        # pyinfra's state context is process-wide (the host's is per greenlet): set for the whole
+        # join, so that a greenlet leaving add_deploy restores it for the others, not to None
+        with ctx_state.use(state):
+            gevent.joinall([gevent.spawn(prepare, h, active[h.name]) for h in hosts if h.name in active],
+                           raise_error=True)
         if not check and state.active_hosts:
             try:
                 run_ops(state)
