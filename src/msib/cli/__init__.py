@@ -5,7 +5,8 @@ Errors are one line on stderr; `--debug` shows the traceback too.
 
 Each command group lives in its own module (:mod:`msib.cli.lab`, :mod:`msib.cli.siem`,
 :mod:`msib.cli.deploy`, :mod:`msib.cli.device`, :mod:`msib.cli.check`, :mod:`msib.cli.update`,
-:mod:`msib.cli.inventory`, :mod:`msib.cli.site`, :mod:`msib.cli.delivery`, :mod:`msib.cli.contain`)
+:mod:`msib.cli.inventory`, :mod:`msib.cli.site`, :mod:`msib.cli.delivery`, :mod:`msib.cli.contain`,
+:mod:`msib.cli.fleet`, :mod:`msib.cli.health`, :mod:`msib.cli.report`)
 with its console output; they import what they run inside each command, so that the startup of
 one command does not pay for the others. An :class:`~msib.errors.MsibError` raised anywhere
 below reaches :func:`main`, which alone turns it into its line on stderr and its exit code.
@@ -20,7 +21,7 @@ import typer
 from rich.markup import escape
 
 from msib import __version__
-from msib.cli import check, contain, delivery, deploy, device, inventory, lab, siem, site, update
+from msib.cli import check, contain, delivery, deploy, device, fleet, health, inventory, lab, report, siem, site, update
 from msib.cli.console import console
 from msib.errors import MsibError
 
@@ -63,6 +64,9 @@ app.add_typer(update.update_app, name="update")
 app.add_typer(inventory.inventory_app, name="inventory")
 app.add_typer(site.site_app, name="site")
 app.add_typer(delivery.delivery_app, name="delivery")
+app.add_typer(fleet.fleet_app, name="fleet")
+app.add_typer(health.health_app, name="health")
+app.add_typer(report.report_app, name="report")
 
 
 def main() -> None:
