@@ -101,7 +101,12 @@ def health_cmd(
                                on_sb=lambda r: console.print(f"{r.sb}: {r.worst} ({r.seconds:.1f} s)",
                                                              highlight=False, markup=False))
     else:
+        from msib import contract
+        from msib.inventory.diff import load_snapshot
+
         assert inventory is not None
+        contract.load(inventory)  # an unusable inventory is one line and exit 2, before anything is asked
+        load_snapshot(inventory)
         results = [check_inventory(inventory, load_config(config), siem_for(inventory), save=save)]
     if html:
         _write(html, render_page(results, title=title))
@@ -111,7 +116,7 @@ def health_cmd(
         print_json({"sbs": [r.to_json() for r in results], "exit_code": exit_code(results)})
     else:
         _table(results, all_sources=all_sources)
-    sys.exit(2 if any(r.error for r in results) and inventory is not None else exit_code(results))
+    sys.exit(exit_code(results))
 
 
 def _inventories(inventory: Path | None, fleet_dir: Path | None) -> list[Path]:

@@ -34,13 +34,15 @@ from msib.contract import Appliance, Inventory
 
 #: The most of a collector's syslog read backwards per run (bounds the cost when impstats is off).
 SYSLOG_BUDGET_BYTES = 64 * 1024 * 1024
+#: Where a collector's own syslog (with the impstats lines) is, newest first (roles/collector).
+COLLECTOR_SYSLOG = ("/var/log/syslog", "/var/log/syslog.1")
 HOST_TIMEOUT_S = 120.0
 
 # Runs on a collector with its own python3 (stdlib only; stdin is this script).
-# argv: spool dir, window seconds, byte budget. Prints one JSON document.
+# argv: spool dir, window seconds, byte budget, the syslog files newest first. Prints one JSON document.
 COLLECTOR_SCRIPT = r'''
 import json, os, sys, time, datetime
-spool, window, budget = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+spool, window, budget, logs = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
 now = time.time()
 out = {"now": now, "spool": {}, "groups": [], "rsyslog_started": None, "errors": []}
 days = [time.strftime("%Y-%m-%d", time.localtime(now - 86400 * i)) for i in range(3)]
@@ -100,7 +102,7 @@ def backwards(paths, budget):
         if budget <= 0:
             return
 groups, group, older = [], None, 0
-for raw in backwards(["/var/log/syslog", "/var/log/syslog.1"], budget):
+for raw in backwards(logs, budget):
     if b"rsyslogd-pstats:" not in raw:
         continue
     line = raw.decode("utf-8", "replace")
@@ -364,7 +366,8 @@ def probe(inv: Inventory, *, window: float, workers: int = 8) -> Probed:
         try:
             if h.role == "collector":
                 spool = str(render.context("collector", h.vars).get("collector_spool_dir") or "/var/log/msib")
-                argv = f"python3 - {_q(spool)} {int(window) + 1} {SYSLOG_BUDGET_BYTES}"
+                argv = " ".join(["python3 -", _q(spool), str(int(window) + 1), str(SYSLOG_BUDGET_BYTES),
+                                 *COLLECTOR_SYSLOG])
                 proc = remote.run(h.name, argv, stdin=COLLECTOR_SCRIPT.encode(), timeout=HOST_TIMEOUT_S)
             else:
                 proc = remote.run(h.name, "python3 -", stdin=SENSOR_SCRIPT.encode(), timeout=HOST_TIMEOUT_S)
