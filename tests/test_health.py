@@ -141,11 +141,12 @@ def _reading(name: str, spool: dict[str, float | None], per_min: dict[str, float
 
 
 def _assess(tmp_path: Path, probed: Probed, siem: dict[str, float | None] | None, cfg: HealthConfig | None = None,
-            baselines: dict[str, float] | None = None) -> dict[str, SourceHealth]:
+            baselines: dict[str, float] | None = None,
+            deployed: dict[str, float] | None = None) -> dict[str, SourceHealth]:
     inv_dir = _inventory(tmp_path)
     inv = load(inv_dir)
     result = assess(inv, load_snapshot(inv_dir).objects, probed, siem, "no event search", cfg or HealthConfig(),
-                    now=NOW, baselines=baselines, converged={"col-int-1": NOW - 3600})
+                    now=NOW, baselines=baselines, converged={"col-int-1": NOW - 3600}, deployed=deployed)
     return {s.name: s for s in result.sources}
 
 
@@ -199,6 +200,9 @@ def test_a_source_never_heard_is_silent_once_its_collector_has_listened_for_its_
     probed.collectors["col-int-1"].rsyslog_started = NOW - 600  # 10 min < 24 h of a workstation
     src = _assess(tmp_path, probed, {"col-int-1": NOW, "col-ext-1": NOW})
     assert src["obj-int-1"].state == "unknown" and "not heard yet" in src["obj-int-1"].reasons[0]
+    # rsyslog restarted 10 min ago, but the collector was deployed two days ago: it has listened since
+    src = _assess(tmp_path, probed, {"col-int-1": NOW, "col-ext-1": NOW}, deployed={"col-int-1": NOW - 2 * 86400})
+    assert src["obj-int-1"].state == "silent"
 
 
 def test_a_collector_silent_at_the_siem_silences_its_circuit(tmp_path: Path) -> None:

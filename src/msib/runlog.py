@@ -122,3 +122,17 @@ def converged_at(inventory_dir: str | Path) -> dict[str, float]:
             if isinstance(h, dict) and not h.get("changed") and not h.get("failed") and not h.get("error"):
                 out[str(name)] = max(t, out.get(str(name), 0.0))
     return out
+
+
+def first_deployed(inventory_dir: str | Path) -> dict[str, float]:
+    """Per appliance: when a deploy (not --check) first ran on it without a failure (epoch seconds)."""
+    out: dict[str, float] = {}
+    for rec in records(inventory_dir, "deploy"):
+        t = from_iso(rec.get("finished"))
+        hosts = rec.get("hosts")
+        if t is None or rec.get("check") or not isinstance(hosts, dict):
+            continue
+        for name, h in hosts.items():
+            if isinstance(h, dict) and not h.get("failed") and not h.get("error"):
+                out.setdefault(str(name), t)
+    return out

@@ -43,7 +43,7 @@ def _canon(ip: str) -> str:
 def assess(inv: Inventory, objects: Sequence[Mapping[str, Any]], probed: Probed,
            siem_heard: Mapping[str, float | None] | None, siem_error: str | None, config: HealthConfig,
            *, now: float, baselines: Mapping[str, float] | None = None,
-           converged: Mapping[str, float] | None = None) -> SbHealth:
+           converged: Mapping[str, float] | None = None, deployed: Mapping[str, float] | None = None) -> SbHealth:
     """One SB's health from its readings.
 
     Args:
@@ -56,9 +56,11 @@ def assess(inv: Inventory, objects: Sequence[Mapping[str, Any]], probed: Probed,
         now: the controller's time of the run.
         baselines: source key -> its baseline rate (events/min), where there is one.
         converged: appliance -> when a deploy last found nothing to change on it.
+        deployed: appliance -> when it was first deployed (a collector has listened since then at least).
     """
     baselines = baselines or {}
     converged = converged or {}
+    deployed = deployed or {}
     out = SbHealth(sb=inv.sb_code or inv.directory.name, state_body=inv.state_body, at=now)
     out.unreachable.update(probed.unreachable)
     if siem_heard is None:
@@ -98,7 +100,7 @@ def assess(inv: Inventory, objects: Sequence[Mapping[str, Any]], probed: Probed,
         src.rate = None if all(p is None for p in per) else sum((p or {}).get(k, 0.0) for p in per for k in keys)
         if len(asked) < len(names):
             src.reasons.append("not every collector of its circuit could be asked")
-        _judge(src, asked, config, now, baselines.get(src.key))
+        _judge(src, asked, config, now, baselines.get(src.key), deployed)
         if circuit in silent_circuit:
             src.state = "silent"
             src.reasons.append(f"not delivered: collector {silent_circuit[str(circuit)]} is silent at the SIEM")
@@ -155,10 +157,14 @@ def _collector(app: Appliance, reading: CollectorReading | None, siem_heard: Map
 
 
 def _judge(src: SourceHealth, asked: Sequence[CollectorReading], config: HealthConfig, now: float,
-           baseline: float | None) -> None:
+           baseline: float | None, deployed: Mapping[str, float]) -> None:
     """Silent, degraded or ok, from last heard, rate and baseline (the collectors could be asked)."""
     if src.last_heard is None:
-        started = min((r.rsyslog_started for r in asked if r.rsyslog_started is not None), default=None)
+        # listening since its rsyslog started, or since the collector was first deployed if that is earlier
+        # (rsyslog restarts with every configuration change; the spool it writes stays)
+        since = [min(t for t in (r.rsyslog_started, deployed.get(r.name)) if t is not None) for r in asked
+                 if r.rsyslog_started is not None or r.name in deployed]
+        started = min(since, default=None)
         if started is not None and now - started < src.threshold:
             src.state = "unknown"
             src.reasons.append(f"not heard yet: its collector has listened for {_span(now - started)} only "

@@ -48,7 +48,7 @@ def check_inventory(inventory_dir: str | Path, config: HealthConfig, siem: SiemV
     now = time.time()
     result = assess(inv, objects, probed, heard, why, config, now=now,
                     baselines=history.baselines(now, config.baseline_days),
-                    converged=runlog.converged_at(inv.directory))
+                    converged=runlog.converged_at(inv.directory), deployed=runlog.first_deployed(inv.directory))
     if sb:
         result.sb = sb
     result.seconds = time.monotonic() - t0
