@@ -41,7 +41,7 @@ def test_build_builds_every_sb_and_a_broken_one_is_reported_and_skipped(tmp_path
     assert (data["akm"]["objects"], data["akm"]["appliances"]) == (1, 2)
     assert not data["broken"]["ok"] and "sbs/broken/site.yml" in data["broken"]["error"]
     assert "circuits.internal.appliances[0].address" in data["broken"]["error"]
-    assert not data["noplan"]["ok"] and "no site.yml" in data["noplan"]["error"]
+    assert not data["noplan"]["ok"] and "no site plan in the SB directory" in data["noplan"]["error"]
     hosts = (root / "build" / "lab" / "inventory" / "hosts.yml").read_text()
     assert "msib_sb_code: lab" in hosts and "known_hosts_file: " + str(root / "sbs" / "lab" / "known_hosts") in hosts
     # the table for people names the broken SB and why, and still lists the built ones

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from msib.errors import InputError, MsibError
-from msib.health.config import HealthConfig, parse_config
+from msib.health.config import HealthConfig, parse_config, read_yaml
 from msib.site import Siem, SitePlan, parse_site
 
 APPENDIX_SUFFIXES: Final = (".xlsx", ".xls", ".ods", ".csv")
@@ -168,19 +167,7 @@ def load_fleet(root: str | Path) -> Fleet:
     path = root / "fleet.yml"
     if not root.is_dir():
         raise InputError(str(root), "not a directory", fix="give the fleet directory (--fleet DIR)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(str(path), "no fleet.yml in the fleet directory",
-                         fix="create one (docs/fleet.md); it may be empty") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise InputError(str(path), "not valid YAML", where=where, fix="fix the YAML syntax") from None
+    data = read_yaml(path, "fleet.yml in the fleet directory", missing="create one (docs/fleet.md); it may be empty")
     data = {} if data is None else data
     if not isinstance(data, dict):
         raise InputError(str(path), "fleet.yml is a YAML mapping (name, siem, ssh, vars, waves, health)")
@@ -202,19 +189,7 @@ def read_plan(fleet: Fleet, directory: Path) -> SitePlan:
         InputError: a missing, unreadable or invalid site plan.
     """
     path = directory / "site.yml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(str(path), "no site.yml in the SB directory",
-                         fix="every SB directory holds its site plan") from None
-    except OSError as exc:
-        raise InputError(str(path), f"cannot read the site plan: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "the site plan is not UTF-8 text", fix="save it as UTF-8") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise InputError(str(path), "not valid YAML", where=where, fix="fix the YAML syntax") from None
+    data = read_yaml(path, "site plan in the SB directory", missing="every SB directory holds its site.yml")
     return parse_site(with_fleet_siem(fleet, data), str(path))
 
 

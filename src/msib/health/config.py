@@ -161,6 +161,28 @@ def parse_config(data: Any, file: str, *, prefix: str = "") -> HealthConfig:
     return HealthConfig(thresholds=thresholds, **kw)
 
 
+def read_yaml(path: Path, what: str, *, missing: str | None = None) -> Any:
+    """The YAML of a settings file (`what` names it in errors); None when `missing` is None and it is absent.
+
+    Raises:
+        InputError: unreadable, not UTF-8, not YAML; absent when `missing` (the fix) is given.
+    """
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if missing is None:
+            return None
+        raise InputError(str(path), f"no {what}", fix=missing) from None
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read the {what}: {exc.strerror}", fix="check the path") from None
+    except UnicodeDecodeError:
+        raise InputError(str(path), f"the {what} is not UTF-8 text", fix="save it as UTF-8") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        raise InputError(str(path), "not valid YAML", where=where, fix="fix the YAML syntax") from None
+
+
 def load_config(path: str | Path | None) -> HealthConfig:
     """The health settings of a YAML file (the defaults when `path` is None).
 
@@ -170,16 +192,7 @@ def load_config(path: str | Path | None) -> HealthConfig:
     if path is None:
         return HealthConfig()
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(str(p), f"cannot read the health settings: {exc.strerror}", fix="check the path") from None
-    except UnicodeDecodeError:
-        raise InputError(str(p), "not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise InputError(str(p), "not valid YAML", where=where, fix="fix the YAML syntax") from None
+    data = read_yaml(p, "health settings", missing="check the path")
     if isinstance(data, dict) and set(data) == {"health"}:
         return parse_config(data["health"], str(p), prefix="health.")
     return parse_config(data, str(p))
