@@ -36,7 +36,7 @@ def _table(results: list[SbHealth], *, all_sources: bool) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from msib.health.page import _ago
+    from msib.health.page import ago
 
     colour = {"ok": "green", "silent": "red", "degraded": "yellow", "unknown": "bright_black"}
     for r in results:
@@ -46,13 +46,16 @@ def _table(results: list[SbHealth], *, all_sources: bool) -> None:
         if r.error:
             out.print(Text(f"{r.sb}: cannot tell: {r.error}", style="red"))
             continue
+        if not all_sources and c["ok"] == len(r.sources):
+            out.print(Text(f"{title}: every source ok", style="green"))
+            continue
         table = Table("source", "kind", "circuit", "state", "last heard", "events/min", "why", title=title)
         for s in sorted(r.sources, key=lambda s: (s.state == "ok", s.circuit or "", s.name)):
             if s.state == "ok" and not all_sources:
                 continue
             table.add_row(Text(s.name), s.kind, s.circuit or "", Text(s.state + (" (severe)" if s.severe else ""),
                                                                       style=colour[s.state]),
-                          _ago(s.last_heard, r.at), "" if s.rate is None else f"{s.rate:.2f}",
+                          ago(s.last_heard, r.at), "" if s.rate is None else f"{s.rate:.2f}",
                           Text("; ".join(s.reasons)))
         out.print(table)
         for place, why in sorted(r.unreachable.items()):

@@ -27,6 +27,7 @@ from msib.fleet.build import build_sb
 from msib.fleet.model import Fleet, SbEntry, appendix_sets, private_umask, survey
 from msib.fsutil import atomic_write
 from msib.health.history import History
+from msib.health.model import span
 from msib.inventory.diff import diff_inventories
 
 QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
@@ -144,11 +145,6 @@ def _md(value: object) -> str:
     return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
 
 
-def _dur(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h" \
-        if seconds < 172800 else f"{seconds / 86400:.1f} d"
-
-
 def _when(t: float | None) -> str:
     return "ongoing" if t is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
 
@@ -198,7 +194,7 @@ def _sections(sb: SbQuarter) -> list[tuple[str, list[str], list[list[str]], str]
     parts.append(("Containment actions", ["when", "action", "address", "outcome", "reason", "by", "firewalls"], cont,
                   "" if cont else "none in the quarter"))
     sil = [[str(p.get("name")), str(p.get("kind")), str(p.get("circuit") or ""), _when(p.get("from")),
-            _when(p.get("to")), _dur(float(p["duration_s"]))] for p in sb.silences]
+            _when(p.get("to")), span(float(p["duration_s"]))] for p in sb.silences]
     parts.append(("Silent periods", ["source", "kind", "circuit", "from", "to", "duration"], sil,
                   "" if sil else "no source was silent in the quarter"))
     return parts

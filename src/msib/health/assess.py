@@ -23,7 +23,7 @@ from typing import Any
 
 from msib.contract import Appliance, Inventory
 from msib.health.config import HealthConfig
-from msib.health.model import SbHealth, SourceHealth
+from msib.health.model import SbHealth, SourceHealth, span
 from msib.health.probe import CollectorReading, Probed, SensorReading
 
 SENDER_ROLES = ("ids_sensor", "firewall", "netdev")
@@ -126,14 +126,14 @@ def _collector(app: Appliance, reading: CollectorReading | None, siem_heard: Map
                siem_error: str | None, config: HealthConfig, now: float) -> SourceHealth:
     src = SourceHealth(key=app.name, name=app.name, kind="collector", circuit=app.circuit, address=app.address,
                        threshold=config.threshold("collector"), heard_at="siem")
-    relay_stuck, span = None, 0.0
+    relay_stuck, covered = None, 0.0
     if reading is not None:
         delta = reading.window_delta(now, config.window, "msib_siem", "suspended.duration")
-        span = min(config.window, now - reading.reports[-1].t) if reading.reports else 0.0
-        if delta is not None and span > 0 and delta >= 0.9 * span:
-            relay_stuck = f"its relay to the SIEM was suspended for {delta} s of the last {span:.0f} s"
+        covered = min(config.window, now - reading.reports[-1].t) if reading.reports else 0.0
+        if delta is not None and covered > 0 and delta >= 0.9 * covered:
+            relay_stuck = f"its relay to the SIEM was suspended for {delta} s of the last {covered:.0f} s"
     if siem_heard is None:
-        if relay_stuck and span >= src.threshold:
+        if relay_stuck and covered >= src.threshold:
             src.state = "silent"
             src.reasons.append(relay_stuck)
         else:
@@ -148,7 +148,7 @@ def _collector(app: Appliance, reading: CollectorReading | None, siem_heard: Map
         src.reasons.append("the SIEM has no event from it")
     elif now - src.last_heard > src.threshold:
         src.state = "silent"
-        src.reasons.append(f"nothing at the SIEM for {_span(now - src.last_heard)} (threshold {_span(src.threshold)})")
+        src.reasons.append(f"nothing at the SIEM for {span(now - src.last_heard)} (threshold {span(src.threshold)})")
     else:
         src.state = "ok"
     if relay_stuck:
@@ -167,8 +167,8 @@ def _judge(src: SourceHealth, asked: Sequence[CollectorReading], config: HealthC
         started = min(since, default=None)
         if started is not None and now - started < src.threshold:
             src.state = "unknown"
-            src.reasons.append(f"not heard yet: its collector has listened for {_span(now - started)} only "
-                               f"(threshold {_span(src.threshold)})")
+            src.reasons.append(f"not heard yet: its collector has listened for {span(now - started)} only "
+                               f"(threshold {span(src.threshold)})")
         else:
             src.state = "silent"
             src.reasons.append("never heard at its collector")
@@ -176,7 +176,7 @@ def _judge(src: SourceHealth, asked: Sequence[CollectorReading], config: HealthC
     quiet = now - src.last_heard
     if quiet > src.threshold:
         src.state = "silent"
-        src.reasons.append(f"nothing for {_span(quiet)} (threshold {_span(src.threshold)})")
+        src.reasons.append(f"nothing for {span(quiet)} (threshold {span(src.threshold)})")
         return
     src.baseline = baseline
     if baseline and src.rate is not None and src.rate < config.degraded_share * baseline:
@@ -220,14 +220,3 @@ def _appliance_metrics(src: SourceHealth, app: Appliance, probed: Probed, conver
         src.metrics["rules_age_s"] = None if sensor.rules_mtime is None else round(now - sensor.rules_mtime, 1)
         src.metrics["rules_reload_age_s"] = None if sensor.last_reload is None else round(now - sensor.last_reload, 1)
         src.reasons += [f"sensor: {e}" for e in sensor.errors]
-
-
-def _span(seconds: float) -> str:
-    """A duration for people: 45 s, 12 min, 3.5 h, 2.0 d."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"

@@ -110,6 +110,21 @@ class SbHealth:
                    unreachable=dict(data.get("unreachable") or {}))
 
 
+def span(seconds: float) -> str:
+    """A duration for people: 45 s, 12 min, 3.5 h, 2.0 d.
+
+    >>> span(45), span(720), span(12600), span(172800)
+    ('45 s', '12 min', '3.5 h', '2.0 d')
+    """
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
 def exit_code(results: list[SbHealth]) -> int:
     """1 when any source is silent (what ``msib health`` exits with), else 0."""
     return 1 if any(r.silent for r in results) else 0

@@ -11,7 +11,7 @@ import html
 import time
 from collections.abc import Sequence
 
-from msib.health.model import SEVERITY, STATES, SbHealth, SourceHealth
+from msib.health.model import SEVERITY, STATES, SbHealth, SourceHealth, span
 
 _CSS = """
 body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1b1f24;background:#fafafa}
@@ -34,11 +34,9 @@ def _when(t: float | None) -> str:
     return "never" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
-def _ago(t: float | None, now: float) -> str:
-    if t is None:
-        return "never"
-    s = max(0.0, now - t)
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+def ago(t: float | None, now: float) -> str:
+    """How long before `now` time `t` was ("never" for None)."""
+    return "never" if t is None else span(max(0.0, now - t))
 
 
 def _badge(state: str, severe: bool = False) -> str:
@@ -66,9 +64,7 @@ def _extra(s: SourceHealth) -> str:
 
 
 def _age_s(value: object) -> str:
-    if not isinstance(value, int | float):
-        return "?"
-    return f"{value:.0f} s" if value < 120 else f"{value / 60:.0f} min" if value < 7200 else f"{value / 3600:.1f} h"
+    return span(float(value)) if isinstance(value, int | float) else "?"
 
 
 def _sources(r: SbHealth) -> str:
@@ -84,7 +80,7 @@ def _sources(r: SbHealth) -> str:
             f'<div class="why">{html.escape(s.address or "")}</div></td>'
             f"<td>{html.escape(s.kind)}</td><td>{html.escape(s.circuit or '')}</td>"
             f"<td>{_badge(s.state, s.severe)}</td>"
-            f'<td title="{html.escape(_when(s.last_heard))}">{html.escape(_ago(s.last_heard, r.at))} '
+            f'<td title="{html.escape(_when(s.last_heard))}">{html.escape(ago(s.last_heard, r.at))} '
             f'<span class="why">at {html.escape(s.heard_at)}</span></td>'
             f'<td class="num">{rate}</td><td class="num">{base}</td>'
             f'<td class="why">{html.escape(why)}{"<br>" if why and extra else ""}{html.escape(extra)}</td></tr>')
