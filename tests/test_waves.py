@@ -154,3 +154,28 @@ def test_fleet_deploy_halts_after_the_canary_naming_sb_circuit_host_and_step(eng
     log = (root / "build" / "aaa" / "inventory.runs.jsonl").read_text().splitlines()
     assert [json.loads(line)["engine"] for line in log] == [engine]
     assert not (root / "build" / "bbb" / "inventory.runs.jsonl").exists()
+
+
+@pytest.mark.parametrize("action", ["update", "check"])
+def test_fleet_update_and_check_halt_the_same_way(action: str, tmp_path: Path) -> None:
+    """`msib fleet update|check` over real SSH to hosts that refuse: the canary fails on its hosts, the rest waits."""
+    root = tmp_path / "fleet"
+    root.mkdir()
+    (root / "fleet.yml").write_text("waves: {canary: [aaa], size: 1}\n")
+    port = free_port()
+    write_sb(root, "aaa", refusing_site("aaa", port))
+    write_sb(root, "bbb", refusing_site("bbb", port))
+    assert all(r.ok for r in build_fleet(load_fleet(root)))
+    extra = ["--packages"] if action == "update" else []
+    proc = subprocess.run([str(REPO / ".venv/bin/msib"), "fleet", action, "--fleet", str(root), *extra, "--json"],
+                          capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MSIB_UPDATE_LOCK": str(tmp_path / "update.lock")})
+    assert proc.returncode == 1, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["state"] == "halted" and data["halted"]["untouched"] == ["bbb"]
+    failures = data["halted"]["failures"]
+    assert {(f["sb"], f["circuit"], f["host"]) for f in failures} == {("aaa", "internal", "col-int-1")}
+    assert all(("packages" in f["step"]) if action == "update" else f["step"].startswith("check MSIB-")
+               for f in failures), failures
+    kinds = [json.loads(line)["kind"] for line in (root / "build/aaa/inventory.runs.jsonl").read_text().splitlines()]
+    assert kinds == [action]

@@ -54,7 +54,8 @@ def check_runner(fleet: Fleet, *, workers: int = 8) -> Runner:
     def run(code: str, inventory: Path) -> SbOutcome:
         circuits = _circuits(inventory)
         checked = run_checks(inventory, vars_files=fleet.vars_files(code), workers=workers)
-        write_reports(checked, fleet.private_dir(fleet.build_dir(code) / "check-report"))
+        for path in write_reports(checked, fleet.private_dir(fleet.build_dir(code) / "check-report")).values():
+            path.chmod(0o600)  # below the fleet everything msib writes is private
         bad = [r for r in checked.results if r.outcome != "passed"]
         summary = {**checked.counts(), "hosts": len(checked.hosts),
                    "failures": [{"host": r.host, "check": r.check_id, "outcome": r.outcome} for r in bad]}
