@@ -179,3 +179,5 @@ def test_fleet_update_and_check_halt_the_same_way(action: str, tmp_path: Path) -
                for f in failures), failures
     kinds = [json.loads(line)["kind"] for line in (root / "build/aaa/inventory.runs.jsonl").read_text().splitlines()]
     assert kinds == [action]
+    for p in [*(root / "build").rglob("*"), *(root / "state").rglob("*")]:  # check reports, run logs, rollouts
+        assert p.stat().st_mode & 0o777 == (0o700 if p.is_dir() else 0o600), p
