@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from fleet_helpers import lab_appendices, site_data, write_lab_like_fleet, write_sb
 from msib import runlog
+from msib.cli import register_commands
 from msib.errors import InputError
 from msib.fleet.build import build_fleet
 from msib.fleet.model import appendices, load_fleet, survey
@@ -161,7 +162,7 @@ def test_status_shows_what_runs_left_on_disk(tmp_path: Path) -> None:
     assert rows["lab"].last_check is not None and rows["lab"].last_check["failed"] == 2
     assert rows["akm"].last_deploy is None and rows["akm"].health is None
     assert stat.S_IMODE(runlog.runlog_path(inv).stat().st_mode) == 0o600
-    out = CliRunner().invoke(__import__("msib.cli", fromlist=["app"]).app, ["fleet", "status", "--fleet", str(root)])
+    out = CliRunner().invoke(register_commands(["fleet"]), ["fleet", "status", "--fleet", str(root)])
     assert out.exit_code == 0 and "lab" in out.output and "akm" in out.output
 
 
