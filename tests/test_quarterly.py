@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import stat
 import subprocess
 from pathlib import Path
@@ -51,7 +52,8 @@ def _fleet_with_history(tmp_path: Path) -> Path:
                                                                 state=state, last_heard=IN_Q4 - 1800)]), days=7)
     evil = fleet.inventory_dir("evil")
     runlog.record(evil, "check", {"passed": 1, "failed": 1, "errors": 0,
-                                  "failures": [{"host": "<img src=x onerror=alert(1)>", "check": "X|Y"}]},
+                                  "failures": [{"host": "<img src=x onerror=alert(1)>\x1b]0;owned\x07",
+                                                "check": "X|Y"}]},
                   ok=False, started=IN_Q4, finished=IN_Q4)
     return root
 
@@ -93,8 +95,9 @@ def test_markdown_and_html_are_written_private_with_every_value_escaped(tmp_path
     md = md_path.read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "<script>" not in md and "<img" not in md
-    assert "&lt;script&gt;alert(1)&lt;/script&gt; \\| \\*bold\\*" in md and "X\\|Y" in md
+    assert re.search(r"(?<!\\)[<>]", md) is None  # every angle bracket of Markdown escaped: no raw HTML
+    assert "\x1b" not in html + md and "\u241b\\]0;owned\u2407" in md and "\u241b]0;owned\u2407" in html
+    assert "\\<script\\>alert(1)\\</script\\> \\| \\*bold\\*" in md and "X\\|Y" in md
     for text in (html, md):
         for part in ("Appendix changes", "Registration changes at the SIEM", "Check results", "Containment actions",
                      "Silent periods", "arm-0102", "MSIB-FW-002", "incident 42", "obj-int-1", "2.0 h"):

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from msib.cli.console import console, out, print_json
+from msib.escape import plain, rich_text
 
 if TYPE_CHECKING:
     from msib.fleet.model import Fleet, WavePlan
@@ -79,7 +80,7 @@ def fleet_build(
             d = r.to_json()
             table.add_row(r.code, r.quarter or "-", str(d["objects"] if r.ok else "-"),
                           str(d["appliances"] if r.ok else "-"), str(d["rejected"] if r.ok else "-"),
-                          f"{r.seconds:.2f}", Text("built", style="green") if r.ok else Text(str(r.error), style="red"))
+                          f"{r.seconds:.2f}", Text("built", style="green") if r.ok else rich_text(r.error, "red"))
         out.print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -102,7 +103,7 @@ def fleet_status_cmd(fleet_dir: FleetOpt, as_json: JsonOpt = False) -> None:
     table = Table("SB", "objects", "appliances", "last deploy", "last check", "health", title=f"fleet {fleet.root}")
     for r in rows:
         if r.error or not r.built:
-            table.add_row(r.code, "-", "-", "-", "-", Text(r.error or "not built", style="red"))
+            table.add_row(r.code, "-", "-", "-", "-", rich_text(r.error or "not built", "red"))
             continue
         d, c, h = r.last_deploy, r.last_check, r.health
         dep = "never" if d is None else (f"{d['at']} {'ok' if d['ok'] else 'FAILED'}, {d['changed']} changed"
@@ -137,7 +138,7 @@ def _rollout_result(rollout: Rollout, as_json: bool) -> None:
             for f in h["failures"][:20]:
                 where = ", ".join(x for x in (f"SB {f['sb']}", f"circuit {f['circuit']}" if f.get("circuit") else "",
                                               f"host {f['host']}" if f.get("host") else "") if x)
-                out.print(f"  {where}: {f['step']}", markup=False, highlight=False, soft_wrap=True)
+                out.print(plain(f"  {where}: {f['step']}"), markup=False, highlight=False, soft_wrap=True)
     if rollout.state != "done":
         sys.exit(1)
 
@@ -150,7 +151,7 @@ def _rollout(fleet: Fleet, action: Any, runner: Any, options: dict[str, Any], wa
     plan = _plan(fleet, waves, canary, max_sbs, max_share)
     rollout = run_rollout(fleet, action, runner, rollout_id=rollout_id or default_name(action, options), plan=plan,
                           options=options, restart=restart,
-                          on_event=lambda line: console.print(line, highlight=False, markup=False))
+                          on_event=lambda line: console.print(plain(line), highlight=False, markup=False))
     _rollout_result(rollout, as_json)
 
 

@@ -10,6 +10,7 @@ import typer
 
 from msib.cli.console import console, out, print_json
 from msib.errors import InputError
+from msib.escape import rich_text
 
 if TYPE_CHECKING:
     from msib.health.model import SbHealth
@@ -44,7 +45,7 @@ def _table(results: list[SbHealth], *, all_sources: bool) -> None:
         title = (f"{r.sb}: {c['silent']} silent, {c['degraded']} degraded, {c['unknown']} unknown, {c['ok']} ok "
                  f"({r.seconds:.1f} s)")
         if r.error:
-            out.print(Text(f"{r.sb}: cannot tell: {r.error}", style="red"))
+            out.print(rich_text(f"{r.sb}: cannot tell: {r.error}", "red"))
             continue
         if not all_sources and c["ok"] == len(r.sources):
             out.print(Text(f"{title}: every source ok", style="green"))
@@ -53,13 +54,13 @@ def _table(results: list[SbHealth], *, all_sources: bool) -> None:
         for s in sorted(r.sources, key=lambda s: (s.state == "ok", s.circuit or "", s.name)):
             if s.state == "ok" and not all_sources:
                 continue
-            table.add_row(Text(s.name), s.kind, s.circuit or "", Text(s.state + (" (severe)" if s.severe else ""),
+            table.add_row(rich_text(s.name), s.kind, s.circuit or "", Text(s.state + (" (severe)" if s.severe else ""),
                                                                       style=colour[s.state]),
                           ago(s.last_heard, r.at), "" if s.rate is None else f"{s.rate:.2f}",
-                          Text("; ".join(s.reasons)))
+                          rich_text("; ".join(s.reasons)))
         out.print(table)
         for place, why in sorted(r.unreachable.items()):
-            out.print(Text(f"  could not ask {place}: {why}", style="yellow"))
+            out.print(rich_text(f"  could not ask {place}: {why}", "yellow"))
 
 
 @health_app.callback()

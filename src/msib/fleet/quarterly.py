@@ -5,13 +5,12 @@ both built afresh and compared as ``msib inventory diff`` does), registration ch
 (``msib siem sync`` runs in the run log), check results (the last run and every failure of the
 quarter, from the run log), containment actions (the audit log) and silent periods per source
 (health's history). Written as Markdown and as a self-contained HTML page; every value is escaped
-(``html.escape`` and :func:`_md`, at each call site; msib.escape takes that over once it lands).
+(:mod:`msib.escape`: ``html_text`` and ``md_cell``, at each call site).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 import re
 import shutil
 import time
@@ -23,6 +22,7 @@ from typing import Any
 from msib import runlog
 from msib.contain.audit import AuditLog
 from msib.errors import InputError
+from msib.escape import html_text, md_cell
 from msib.fleet.build import build_sb
 from msib.fleet.model import Fleet, SbEntry, appendix_sets, private_umask, survey
 from msib.fsutil import atomic_write
@@ -139,12 +139,6 @@ def quarterly(fleet: Fleet, quarter: str, *, only: Iterable[str] = (), now: floa
 # --- rendering ------------------------------------------------------------------------------------
 
 
-def _md(value: object) -> str:
-    """Text for a Markdown table cell: HTML-escaped, Markdown's own characters escaped, one line."""
-    text = html.escape(" ".join(str("" if value is None else value).split()), quote=False)
-    return re.sub(r"([\\`*_\[\]|#])", r"\\\1", text)
-
-
 def _when(t: float | None) -> str:
     return "ongoing" if t is None else time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t))
 
@@ -201,20 +195,20 @@ def _sections(sb: SbQuarter) -> list[tuple[str, list[str], list[list[str]], str]
 
 
 def render_markdown(fleet_name: str, quarter: str, sbs: list[SbQuarter], now: float) -> str:
-    out = [f"# {_md(fleet_name)}: quarterly report {_md(quarter)} (§13 of the Rules)", "",
-           f"Generated {_md(_when(now))} for {len(sbs)} SBs.", ""]
+    out = [f"# {md_cell(fleet_name)}: quarterly report {md_cell(quarter)} (§13 of the Rules)", "",
+           f"Generated {md_cell(_when(now))} for {len(sbs)} SBs.", ""]
     for sb in sbs:
-        out += [f"## {_md(sb.code)}: {_md(sb.state_body or '')}", ""]
+        out += [f"## {md_cell(sb.code)}: {md_cell(sb.state_body or '')}", ""]
         if sb.error:
-            out += [f"Skipped: {_md(sb.error)}", ""]
+            out += [f"Skipped: {md_cell(sb.error)}", ""]
             continue
         for title, header, rows, note in _sections(sb):
-            out += [f"### {_md(title)}", ""]
+            out += [f"### {md_cell(title)}", ""]
             if note:
-                out += [_md(note), ""]
+                out += [md_cell(note), ""]
             if rows:
-                out += ["| " + " | ".join(_md(h) for h in header) + " |", "|" + "---|" * len(header)]
-                out += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
+                out += ["| " + " | ".join(md_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+                out += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
                 out.append("")
     return "\n".join(out).rstrip("\n") + "\n"
 
@@ -226,24 +220,24 @@ _CSS = ("body{font:14px/1.45 system-ui,sans-serif;margin:28px;color:#1b1f24}h1{f
 
 
 def render_html(fleet_name: str, quarter: str, sbs: list[SbQuarter], now: float) -> str:
-    body = [f"<h1>{html.escape(fleet_name)}: quarterly report {html.escape(quarter)} (§13 of the Rules)</h1>",
-            f'<p class="note">Generated {html.escape(_when(now))} for {len(sbs)} SBs.</p>']
+    body = [f"<h1>{html_text(fleet_name)}: quarterly report {html_text(quarter)} (§13 of the Rules)</h1>",
+            f'<p class="note">Generated {html_text(_when(now))} for {len(sbs)} SBs.</p>']
     for sb in sbs:
-        body.append(f'<h2 id="sb-{html.escape(sb.code)}">{html.escape(sb.code)}: {html.escape(sb.state_body or "")}'
+        body.append(f'<h2 id="sb-{html_text(sb.code)}">{html_text(sb.code)}: {html_text(sb.state_body or "")}'
                     "</h2>")
         if sb.error:
-            body.append(f'<p class="note">Skipped: {html.escape(sb.error)}</p>')
+            body.append(f'<p class="note">Skipped: {html_text(sb.error)}</p>')
             continue
         for title, header, rows, note in _sections(sb):
-            body.append(f"<h3>{html.escape(title)}</h3>")
+            body.append(f"<h3>{html_text(title)}</h3>")
             if note:
-                body.append(f'<p class="note">{html.escape(note)}</p>')
+                body.append(f'<p class="note">{html_text(note)}</p>')
             if rows:
-                body.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
-                            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
+                body.append("<table><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in header) + "</tr>"
+                            + "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in row) + "</tr>"
                                       for row in rows) + "</table>")
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(fleet_name)} '
-            f"{html.escape(quarter)}</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html_text(fleet_name)} '
+            f"{html_text(quarter)}</title><style>{_CSS}</style></head><body>{''.join(body)}</body></html>\n")
 
 
 def write_quarterly(fleet: Fleet, quarter: str, out_dir: Path | None = None, *, only: Iterable[str] = (),

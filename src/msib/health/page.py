@@ -1,16 +1,16 @@
 """The fleet's health as one self-contained HTML page: a row per SB, a drill-down per source.
 
 Nothing but a browser is needed: inline CSS, no script (the drill-down is ``<details>``), no
-external asset. Every value from an inventory or a host is escaped (``html.escape``, at each call
-site; msib.escape takes that over once it lands).
+external asset. Every value from an inventory or a host is escaped (:func:`msib.escape.html_text`, at
+each call site).
 """
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Sequence
 
+from msib.escape import html_text
 from msib.health.model import SEVERITY, STATES, SbHealth, SourceHealth, span
 
 _CSS = """
@@ -41,7 +41,7 @@ def ago(t: float | None, now: float) -> str:
 
 def _badge(state: str, severe: bool = False) -> str:
     text = state + (" (severe)" if severe else "")
-    return f'<span class="st {html.escape(state)}">{html.escape(text)}</span>'
+    return f'<span class="st {html_text(state)}">{html_text(text)}</span>'
 
 
 def _extra(s: SourceHealth) -> str:
@@ -76,14 +76,14 @@ def _sources(r: SbHealth) -> str:
         why = "; ".join(s.reasons)
         extra = _extra(s)
         rows.append(
-            f'<tr id="src-{html.escape(r.sb)}-{html.escape(s.key)}"><td>{html.escape(s.name)}'
-            f'<div class="why">{html.escape(s.address or "")}</div></td>'
-            f"<td>{html.escape(s.kind)}</td><td>{html.escape(s.circuit or '')}</td>"
+            f'<tr id="src-{html_text(r.sb)}-{html_text(s.key)}"><td>{html_text(s.name)}'
+            f'<div class="why">{html_text(s.address or "")}</div></td>'
+            f"<td>{html_text(s.kind)}</td><td>{html_text(s.circuit or '')}</td>"
             f"<td>{_badge(s.state, s.severe)}</td>"
-            f'<td title="{html.escape(_when(s.last_heard))}">{html.escape(ago(s.last_heard, r.at))} '
-            f'<span class="why">at {html.escape(s.heard_at)}</span></td>'
+            f'<td title="{html_text(_when(s.last_heard))}">{html_text(ago(s.last_heard, r.at))} '
+            f'<span class="why">at {html_text(s.heard_at)}</span></td>'
             f'<td class="num">{rate}</td><td class="num">{base}</td>'
-            f'<td class="why">{html.escape(why)}{"<br>" if why and extra else ""}{html.escape(extra)}</td></tr>')
+            f'<td class="why">{html_text(why)}{"<br>" if why and extra else ""}{html_text(extra)}</td></tr>')
     head = ("<tr><th>source</th><th>kind</th><th>circuit</th><th>state</th><th>last heard</th>"
             "<th>events/min</th><th>baseline</th><th>why, readings</th></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -104,20 +104,20 @@ def render_page(results: Sequence[SbHealth], *, title: str = "msib fleet health"
         silent = ", ".join(s.name for s in r.silent[:5]) + (" …" if len(r.silent) > 5 else "")
         note = r.error or "; ".join(f"{k}: {v}" for k, v in sorted(r.unreachable.items()))
         rows.append(
-            f'<tr id="sb-{html.escape(r.sb)}"><td><a href="#detail-{html.escape(r.sb)}">{html.escape(r.sb)}</a></td>'
-            f"<td>{html.escape(r.state_body or '')}</td><td>{_badge(r.worst)}</td>"
+            f'<tr id="sb-{html_text(r.sb)}"><td><a href="#detail-{html_text(r.sb)}">{html_text(r.sb)}</a></td>'
+            f"<td>{html_text(r.state_body or '')}</td><td>{_badge(r.worst)}</td>"
             + "".join(f'<td class="num">{c[state]}</td>' for state in ("silent", "degraded", "unknown", "ok"))
-            + f"<td>{html.escape(silent)}</td><td>{html.escape(_when(r.at))}</td>"
-            f'<td class="why">{html.escape(note)}</td></tr>')
+            + f"<td>{html_text(silent)}</td><td>{html_text(_when(r.at))}</td>"
+            f'<td class="why">{html_text(note)}</td></tr>')
     head = ("<tr><th>SB</th><th>state body</th><th>worst</th><th>silent</th><th>degraded</th><th>unknown</th>"
             "<th>ok</th><th>silent sources</th><th>checked</th><th>could not ask</th></tr>")
     details = "".join(
-        f'<details id="detail-{html.escape(r.sb)}"{" open" if r.worst in ("silent", "degraded") else ""}>'
-        f"<summary>{html.escape(r.sb)}: {len(r.sources)} sources, {_badge(r.worst)}</summary>{_sources(r)}</details>"
+        f'<details id="detail-{html_text(r.sb)}"{" open" if r.worst in ("silent", "degraded") else ""}>'
+        f"<summary>{html_text(r.sb)}: {len(r.sources)} sources, {_badge(r.worst)}</summary>{_sources(r)}</details>"
         for r in ordered)
-    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-            f'<div class="sub">generated {html.escape(_when(now))}; a source is silent after its class\'s threshold '
+    return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html_text(title)}</title>'
+            f"<style>{_CSS}</style></head><body><h1>{html_text(title)}</h1>"
+            f'<div class="sub">generated {html_text(_when(now))}; a source is silent after its class\'s threshold '
             f"without an event, degraded below its share of its own baseline, unknown when nothing could tell</div>"
             f'<div class="tiles" id="summary">{tiles}</div>'
             f'<table id="fleet">{head}{"".join(rows)}</table><h2>Sources</h2>{details}</body></html>\n')
