@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
+from chromium_helpers import CHROMIUM, chromium
 from msib.health.model import SbHealth, SourceHealth
 from msib.health.page import render_page
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 NOW = 1_800_000_000.0
-
-
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "chromium-profile"
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-            "--hide-scrollbars", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
 
 
 def _src(key: str, name: str, kind: str, state: str, heard: float | None, **kw: object) -> SourceHealth:
@@ -52,11 +42,11 @@ def test_the_page_renders_in_headless_chromium_one_row_per_sb_worst_first(tmp_pa
     page = tmp_path / "health.html"
     page.write_text(render_page(results(), title="Lab fleet: health", now=NOW))
     png = tmp_path / "health.png"
-    shot = _chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,900", page.as_uri())
+    shot = chromium(tmp_path, f"--screenshot={png}", "--window-size=1280,900", page.as_uri())
     assert png.is_file(), shot.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(data[16:20], "big") == 1280
-    dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     assert '<div class="n" id="total-sbs">3</div>' in html
