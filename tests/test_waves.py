@@ -130,16 +130,22 @@ def test_a_broken_sb_is_skipped_not_counted(tmp_path: Path) -> None:
     assert "not valid YAML" in rollout.skipped["akm"]
 
 
-@pytest.mark.parametrize("engine", ["pyinfra", "ansible"])
-def test_fleet_deploy_halts_after_the_canary_naming_sb_circuit_host_and_step(engine: str, tmp_path: Path) -> None:
-    """Both real engines, through `msib fleet deploy`: the canary SB's hosts refuse every connection."""
+def _refusing_fleet(tmp_path: Path, *, canary_circuits: int) -> Path:
+    """Two built SBs whose hosts refuse every connection: the canary aaa, then bbb in a wave of its own."""
     root = tmp_path / "fleet"
     root.mkdir()
     (root / "fleet.yml").write_text("waves: {canary: [aaa], size: 1}\n")
     port = free_port()
-    write_sb(root, "aaa", refusing_site("aaa", port, circuits=2))
+    write_sb(root, "aaa", refusing_site("aaa", port, circuits=canary_circuits))
     write_sb(root, "bbb", refusing_site("bbb", port))
     assert all(r.ok for r in build_fleet(load_fleet(root)))
+    return root
+
+
+@pytest.mark.parametrize("engine", ["pyinfra", "ansible"])
+def test_fleet_deploy_halts_after_the_canary_naming_sb_circuit_host_and_step(engine: str, tmp_path: Path) -> None:
+    """Both real engines, through `msib fleet deploy`: the canary SB's hosts refuse every connection."""
+    root = _refusing_fleet(tmp_path, canary_circuits=2)
     proc = subprocess.run([str(REPO / ".venv/bin/msib"), "fleet", "deploy", "--fleet", str(root), "--engine", engine,
                            "--json"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stderr
@@ -159,13 +165,7 @@ def test_fleet_deploy_halts_after_the_canary_naming_sb_circuit_host_and_step(eng
 @pytest.mark.parametrize("action", ["update", "check"])
 def test_fleet_update_and_check_halt_the_same_way(action: str, tmp_path: Path) -> None:
     """`msib fleet update|check` over real SSH to hosts that refuse: the canary fails on its hosts, the rest waits."""
-    root = tmp_path / "fleet"
-    root.mkdir()
-    (root / "fleet.yml").write_text("waves: {canary: [aaa], size: 1}\n")
-    port = free_port()
-    write_sb(root, "aaa", refusing_site("aaa", port))
-    write_sb(root, "bbb", refusing_site("bbb", port))
-    assert all(r.ok for r in build_fleet(load_fleet(root)))
+    root = _refusing_fleet(tmp_path, canary_circuits=1)
     extra = ["--packages"] if action == "update" else []
     proc = subprocess.run([str(REPO / ".venv/bin/msib"), "fleet", action, "--fleet", str(root), *extra, "--json"],
                           capture_output=True, text=True, timeout=600,
