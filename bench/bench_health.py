@@ -6,10 +6,11 @@
    sender: obj-int-1 gets N addresses in its namespace and sends 2 events from each to its
    collector (which spools and counts them per sender), then a minute for impstats to report them;
    `msib health` runs three times per N.
-3. On the controller alone: judging and rendering (assess, Prometheus, HTML) of 10,000 objects.
+3. On the controller alone: judging and rendering (assess, Prometheus, HTML) of 100, 1000 and 10,000 objects.
 
 Prints a table and writes bench/results/bench_health.json. Usage (as root, the lab's lock held):
     .venv/bin/python bench/bench_health.py
+Part 3 alone, without the lab: ``.venv/bin/python bench/bench_health.py --offline``.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def timed_health(inventory: Path, runs: int = 3) -> dict[str, object]:
             "runs": [round(t, 2) for t in times]}
 
 
-def offline(n: int = 10_000) -> dict[str, float]:
+def offline(inventory: Path, n: int = 10_000) -> dict[str, float]:
     from msib import contract
     from msib.health.assess import assess
     from msib.health.config import HealthConfig
@@ -88,7 +89,7 @@ def offline(n: int = 10_000) -> dict[str, float]:
     from msib.health.probe import CollectorReading, Probed, Report
     from msib.health.prometheus import exposition
 
-    inv = contract.load("/var/lib/msib-lab/inventory")
+    inv = contract.load(inventory)
     now = time.time()
     ips = [f"198.18.{16 + i // 250 % 15}.{1 + i % 250}" for i in range(n)]
     objects = [{"hostname": f"ws-{i}", "ip": ip, "circuit": "internal", "os": "Windows 10", "os_family": "windows"}
@@ -108,7 +109,23 @@ def offline(n: int = 10_000) -> dict[str, float]:
             "page_s": round(t3 - t2, 3), "exposition_bytes": len(text)}
 
 
+OFFLINE_SIZES = (100, 1000, 10_000)
+
+
+def offline_only() -> None:
+    """Part 3 alone, without the lab: the lab's site plan and its fleet appendix built in a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="msib-bench-health-") as tmp:
+        inv = Path(tmp) / "inventory"
+        build_inventory(REPO / "inventories" / "lab" / "site.yml",
+                        [REPO / "inventories" / "lab-fleet" / "appendix" / "lab" / "2026Q4.csv"], inv)
+        for n in OFFLINE_SIZES:
+            print(offline(inv, n), flush=True)
+
+
 def main() -> None:
+    if "--offline" in sys.argv[1:]:
+        offline_only()
+        return
     lab = Lab.from_files(REPO / "inventories" / "lab" / "site.yml")
     lab.up()
     dep = run_deploy(lab.inventory_dir, "pyinfra", extra_vars=lab_role_vars(lab))
@@ -138,7 +155,7 @@ def main() -> None:
             row["per_100_sources_s"] = round(float(row["seconds"]) / int(row["sources"]) * 100, 3)  # type: ignore[arg-type]
             rows.append(row)
             print(row, flush=True)
-    off = offline()
+    off = [offline(lab.inventory_dir, n) for n in OFFLINE_SIZES]
     print(off, flush=True)
     out = REPO / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
