@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from chromium_helpers import CHROMIUM, chromium
 from msib.checks import CheckResult, CheckRun
 from msib.contract import Appliance
 from msib.report import findings, html_report, junit_xml, markdown, summary_json, write_reports
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = '<script>alert("x")</script> & "quotes"'
 
 
@@ -95,13 +93,6 @@ def test_write_reports_writes_all_four_and_json_round_trips(tmp_path: Path) -> N
     assert json.loads(summary_json(make_run(failed=0)))["failures"] == []
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "chromium-profile"
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-            "--hide-scrollbars", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
-
 
 @pytest.mark.parametrize(("failed", "errors", "verdict"), [(0, 0, "PASSED"), (3, 0, "FAILED"), (1, 2, "ERRORS")])
 def test_report_renders_in_headless_chromium_with_the_summary_on_top(
@@ -110,13 +101,13 @@ def test_report_renders_in_headless_chromium_with_the_summary_on_top(
     run = make_run(failed=failed, errors=errors)
     page = write_reports(run, tmp_path / "report")["html"]
     png = tmp_path / "summary.png"
-    shot = _chromium(tmp_path, f"--screenshot={png}", "--window-size=1200,700", page.as_uri())
+    shot = chromium(tmp_path, f"--screenshot={png}", "--window-size=1200,700", page.as_uri())
     assert png.is_file(), shot.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 700)
-    dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     assert f'<div class="n" id="count-passed">{run.counts()["passed"]}</div>' in html

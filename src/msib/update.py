@@ -56,6 +56,7 @@ from msib.checks.parsers import pending_upgrades
 from msib.contract import Appliance, Inventory
 from msib.errors import InputError, MsibError
 from msib.fsutil import atomic_write
+from msib.systemd import UnitError, install_units
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 75
 DEFAULT_LOCK = Path(os.environ.get("MSIB_UPDATE_LOCK", "/run/lock/msib-update.lock"))
@@ -603,11 +604,6 @@ def run_update(inventory: str | Path, *, packages: bool = False, rules: bool = F
 # --- the nightly timer ----------------------------------------------------------------------------
 
 
-def contrib_dir() -> Path:
-    """The systemd unit templates shipped in the repository (``contrib/systemd``)."""
-    return Path(__file__).resolve().parents[2] / "contrib" / "systemd"
-
-
 def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Sequence[str] = (),
                   unit_dir: Path = Path("/etc/systemd/system"), env_file: Path = Path("/etc/msib/update.env"),
                   msib: str | None = None, enable: bool = True) -> dict[str, str]:
@@ -633,20 +629,12 @@ def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Seq
     if any(re.search(r"[\s\"'$\\%;]", w) for w in [str(inventory), *words]):
         raise InputError("install-timer", "paths and arguments must not contain spaces, quotes, $, %, ; or \\")
     exe = msib or str(Path(sys.executable).with_name("msib"))
-    env_file.parent.mkdir(parents=True, exist_ok=True)
     env_text = (f"# written by msib update install-timer\nMSIB_INVENTORY={Path(inventory).resolve()}\n"
                 f"MSIB_UPDATE_ARGS={' '.join(words)}\n")
-    written: dict[str, str] = {"env": str(env_file)}
-    atomic_write(env_file, env_text, mode=0o644)
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("msib-update.service", "msib-update.timer"):
-        text = (contrib_dir() / name).read_text().replace("@MSIB@", exe).replace("@ENV@", str(env_file))
-        atomic_write(unit_dir / name, text, mode=0o644)
-        written["service" if name.endswith(".service") else "timer"] = str(unit_dir / name)
-    if enable:
-        for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "msib-update.timer"]):
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise UpdateError(f"{' '.join(argv)} failed: {proc.stderr.strip()} (units are written; "
-                                  "run it by hand where systemd is PID 1)")
-    return written
+    try:
+        paths = install_units(["msib-update.service", "msib-update.timer"], replace={"MSIB": exe, "ENV": str(env_file)},
+                              env_file=env_file, env_text=env_text, unit_dir=unit_dir,
+                              enable=["msib-update.timer"] if enable else [])
+    except UnitError as exc:
+        raise UpdateError(str(exc)) from None
+    return {"env": paths["env"], "service": paths["msib-update.service"], "timer": paths["msib-update.timer"]}

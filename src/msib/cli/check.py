@@ -68,6 +68,13 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
     return run, paths
 
 
+def check_record(run: CheckRun) -> dict[str, object]:
+    """What the run log keeps of a check run: the counts and which host failed which check."""
+    return {**run.counts(), "hosts": len(run.hosts),
+            "failures": [{"host": r.host, "check": r.check_id, "outcome": r.outcome}
+                         for r in run.results if r.outcome != "passed"]}
+
+
 def check_cmd(
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")],
     report: Annotated[Path, typer.Option("--report", help="Directory for junit.xml, report.html, report.md.")],
@@ -84,9 +91,12 @@ def check_cmd(
 
     Exit 0 all passed, 1 a check failed, 2 an error prevented checking.
     """
+    from msib.cli.runs import record_run
+
     names = [n for item in (limit or []) for n in item.split(",") if n]
     run, _ = check_command(inventory, report, vars_files=vars_file or [], limit=names, workers=workers,
                            console=console, out=out, as_json=as_json)
+    record_run(inventory, "check", check_record(run), ok=run.exit_code() == 0, started=run.started)
     if as_json:
         print_json(run.summary())
     sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))

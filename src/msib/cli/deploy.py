@@ -178,8 +178,12 @@ def deploy_cmd(
     )] = DEFAULT_STEP_TIMEOUT_S,
 ) -> None:
     """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible."""
+    from msib.cli.runs import record_run
+
+    started = time.time()
     summary = deploy_command(inventory, engine, check=check, limit=limit, vars_files=vars_file or [],
                              console=console, out=out, as_json=as_json, step_timeout=step_timeout)
+    record_run(inventory, "deploy", summary.to_json(), ok=summary.ok, started=started)
     if as_json:
         print_json(summary.to_json())
     if not summary.ok:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -37,10 +38,15 @@ def siem_sync(
     """
     from msib.siem.sync import describe, run_sync
 
+    started = time.time()
     result, inv, api_url = run_sync(
         inventory, dry_run=dry_run, url=url, ca_file=ca_file, vault_file=vault_file,
         vault_password_file=vault_password_file, timeout=timeout,
     )
+    if not dry_run:  # registration changes at the SIEM, for the quarterly report
+        from msib.cli.runs import record_run
+
+        record_run(inventory, "siem_sync", result.as_json(), ok=True, started=started)
     if as_json:
         print_json(result.as_json())
         return
