@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Callable
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,21 @@ def install(name: str, role: str, file_id: str, ctx: dict[str, Any], item: Any =
     if spec is None:
         return None
     return config(name=name, role=role, context=ctx, **spec.args())
+
+
+def changed(*ops: Any) -> Callable[[], bool]:
+    """An ``_if`` condition: one of `ops` changed (None entries, files not installed here, are left out).
+
+    When the deploy runs it asks each operation whether it did change; in ``--check`` (nothing runs)
+    whether it would, so that a conditional restart counts as a change only when what it depends on
+    would change (msib.engines.pyinfra_session counts check mode with it).
+    """
+    chosen = [op for op in ops if op is not None]
+
+    def condition() -> bool:
+        return any(op.did_change() if op.is_complete() else bool(op.will_change) for op in chosen)
+
+    return condition
 
 
 def directories(what: str, m: Manifest, ctx: dict[str, Any]) -> None:

@@ -161,7 +161,7 @@ def test_ssh_settings_come_from_the_inventory(lab_inventory: Path) -> None:
 
 T = N("198.18.16.100/32")
 E = ct.NftElement
-SET = "inet msib msib_blocked"
+SET = "inet msib_contain msib_blocked"
 
 NFT_BLOCK_CASES = {
     "absent_adds": ([], T, 3600, "added", f"add element {SET} {{ 198.18.16.100 timeout 3600s }}\n"),

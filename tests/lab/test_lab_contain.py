@@ -68,8 +68,8 @@ def _tcp(netns: str, host: str, port: str) -> bool:
 
 
 def _counters(lab: Lab) -> dict[str, int]:
-    """Packets counted by the containment rules and the default drops of fw-int-1."""
-    out = ssh(lab, "fw-int-1", "nft list table inet msib")
+    """Packets counted by the containment rules (their own table) and the default drops of fw-int-1."""
+    out = ssh(lab, "fw-int-1", "nft list table inet msib_contain; nft list table inet msib")
     found: dict[str, int] = {}
     chain = ""
     for line in out.splitlines():
@@ -84,7 +84,7 @@ def _counters(lab: Lab) -> dict[str, int]:
 
 
 def _elements(lab: Lab) -> str:
-    return ssh(lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
+    return ssh(lab, "fw-int-1", "nft -j list set inet msib_contain msib_blocked")
 
 
 def _blocked(lab: Lab, address: str) -> bool:
@@ -95,7 +95,7 @@ def _blocked(lab: Lab, address: str) -> bool:
 def fw(lab: Lab) -> Path:
     """The lab inventory, with fw-int-1 deployed (idempotent: a converged deploy changes nothing)."""
     inv: Path = lab.inventory_dir
-    ok = subprocess.run(lab.ssh_argv("fw-int-1", ["sudo", "nft", "list", "set", "inet", "msib", "msib_blocked"]),
+    ok = subprocess.run(lab.ssh_argv("fw-int-1", ["sudo", "nft", "list", "set", "inet", "msib_contain", "msib_blocked"]),
                         capture_output=True, timeout=60).returncode == 0
     if not ok:
         run = _msib("deploy", "--inventory", str(inv), "--engine", "pyinfra", "--vars", "playbooks/vars/lab.yml",

@@ -120,7 +120,7 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
         for op_hash, op_data in state.ops.get(host, {}).items():
             meta = op_data.operation_meta
             if check:
-                hr.count("changed" if meta._maybe_is_change else "unchanged")
+                hr.count("changed" if meta._maybe_is_change and _would_run(op_data) else "unchanged")
             elif not meta.is_complete() or meta.did_error():
                 hr.count("failed")
                 if meta.is_complete() and hr.error is None:
@@ -128,6 +128,18 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
             else:
                 hr.count("changed" if meta.did_change() else "unchanged")
     return result
+
+
+def _would_run(op_data: Any) -> bool:
+    """Whether an operation's ``_if`` conditions hold, asked in check mode (pyinfra only asks when running).
+
+    The deploys' conditions (``deploy._msib.changed``) answer "would change" for operations that did
+    not run, so a restart counts as a change in ``--check`` only when what it depends on would change.
+    """
+    conditions = op_data.global_arguments.get("_if")
+    if not conditions:
+        return True
+    return all(c() for c in (conditions if isinstance(conditions, list) else [conditions]))
 
 
 def _forget_ssh_files() -> None:
