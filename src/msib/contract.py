@@ -81,6 +81,30 @@ class Ssh:
                        known_hosts_file=self.known_hosts_file or found.get("userknownhostsfile"),
                        key_file=self.key_file or found.get("identityfile"))
 
+    def verified(self) -> Ssh:
+        """These settings (completed from the ssh_config, :meth:`effective`), refused without a known_hosts.
+
+        Every command that connects asks for this first: host keys are checked against the site's
+        known_hosts and nothing else (never ``~/.ssh/known_hosts``, never the system-wide file).
+
+        Raises:
+            InputError: no known_hosts (in msib_ssh or the ssh_config's ``Host *`` block).
+        """
+        ssh = self.effective()
+        if not ssh.known_hosts_file:
+            raise InputError("hosts.yml", "no known_hosts for the hosts: msib connects with strict host keys "
+                             "against the site's known_hosts only", where="all.vars.msib_ssh.known_hosts_file",
+                             fix="build the inventory with --known-hosts, or an --ssh-config whose Host * block "
+                                 "names a UserKnownHostsFile")
+        return ssh
+
+    def host_key_options(self) -> list[str]:
+        """``-o`` options of ``ssh``: strict host keys against this known_hosts only (call on :meth:`verified`)."""
+        opts = ["-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null"]
+        if self.known_hosts_file:
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]
+        return opts
+
     def argv(self, *, fresh: bool = False) -> list[str]:
         """``ssh`` and its options (no host): batch mode, strict host keys, this inventory's files.
 
@@ -89,11 +113,9 @@ class Ssh:
         argv = ["ssh"]
         if self.config_file:
             argv += ["-F", self.config_file]
-        argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
+        argv += ["-o", "BatchMode=yes", *self.host_key_options(), "-o", "ConnectTimeout=10"]
         if fresh:
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        if self.known_hosts_file:
-            argv += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]
         if self.key_file:
             argv += ["-i", self.key_file]
         if self.user:
@@ -106,7 +128,8 @@ class Ssh:
         lines = [f"# {header}: strict host keys, connections multiplexed per host"]
         for h in hosts:
             lines += [f"Host {h.name}", f"    HostName {h.address}", f"    Port {h.port}"]
-        lines += ["Host *", "    StrictHostKeyChecking yes", "    BatchMode yes", "    ConnectTimeout 10",
+        lines += ["Host *", "    StrictHostKeyChecking yes", "    GlobalKnownHostsFile /dev/null", "    BatchMode yes",
+                  "    ConnectTimeout 10",
                   "    ControlMaster auto", f"    ControlPath {control_dir}/%C", f"    ControlPersist {persist}"]
         if self.user:
             lines.append(f"    User {self.user}")
@@ -231,12 +254,7 @@ class Appliance:
         Raises:
             InputError: no known_hosts (in msib_ssh or the ssh_config's ``Host *`` block).
         """
-        ssh = ssh.effective()
-        if not ssh.known_hosts_file:
-            raise InputError("hosts.yml", "no known_hosts for the hosts: msib connects with strict host keys only",
-                             where="all.vars.msib_ssh.known_hosts_file",
-                             fix="build the inventory with --known-hosts, or an --ssh-config whose Host * block "
-                                 "names a UserKnownHostsFile")
+        ssh = ssh.verified()
         data = {k: v for k, v in self.vars.items() if not k.startswith("ansible_")}
         data.update({"ssh_hostname": self.address, "ssh_port": self.port, "ssh_strict_host_key_checking": "yes",
                      "ssh_known_hosts_file": ssh.known_hosts_file})

@@ -95,8 +95,8 @@ def _blocked(lab: Lab, address: str) -> bool:
 def fw(lab: Lab) -> Path:
     """The lab inventory, with fw-int-1 deployed (idempotent: a converged deploy changes nothing)."""
     inv: Path = lab.inventory_dir
-    ok = subprocess.run(lab.ssh_argv("fw-int-1", ["sudo", "nft", "list", "set", "inet", "msib_contain", "msib_blocked"]),
-                        capture_output=True, timeout=60).returncode == 0
+    listing = ["sudo", "nft", "list", "set", "inet", "msib_contain", "msib_blocked"]
+    ok = subprocess.run(lab.ssh_argv("fw-int-1", listing), capture_output=True, timeout=60).returncode == 0
     if not ok:
         run = _msib("deploy", "--inventory", str(inv), "--engine", "pyinfra", "--vars", "playbooks/vars/lab.yml",
                     "--limit", "fw-int-1")

@@ -226,7 +226,7 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
     control = workdir / "cm"
     control.mkdir(mode=0o700)
     ssh_config = workdir / "ssh_config"
-    ssh_config.write_text(inv.ssh.run_config(hosts, control, header="written by msib check for one run"))
+    ssh_config.write_text(inv.ssh.verified().run_config(hosts, control, header="written by msib check for one run"))
     try:
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
             futures = {pool.submit(_check_host, h, inv, vars_files, ssh_config, workdir, record): h for h in hosts}

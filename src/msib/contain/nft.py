@@ -132,7 +132,8 @@ class NftRemote:
         control = self.workdir / "cm"
         control.mkdir(mode=0o700)
         self.config = self.workdir / "ssh_config"
-        ssh = replace(inv.ssh, user=inv.ssh.user or "root")
+        verified = inv.ssh.verified()
+        ssh = replace(verified, user=verified.user or "root")
         self.user = str(ssh.user)
         self.firewalls = list(firewalls)
         self.config.write_text(ssh.run_config(firewalls, control, persist="30s",

@@ -2,21 +2,34 @@
 
 Ansible never renders the role templates itself: the roles install files through the
 ``msib.appliances.config`` action plugin, which asks msib.render for the bytes.
+
+ansible-runner writes its private data directory (``artifacts/*/command`` holds the whole
+environment of the run). So it gets one of its own per run, 0700, under the user's cache (never
+/tmp), removed after the run and, after a crash, by the next run; the environment it records is
+built from an allow-list (no SIEM or device password ever reaches it), and the role variables go
+in a 0600 file there, never on a command line.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shlex
+import shutil
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from msib.contract import LINUX_ROLES, Appliance, Inventory
 from msib.engines.result import REPO, DeployResult, HostResult, Outcome, Progress, step_error
 from msib.errors import DeployError
+
+#: Variables of msib's own environment that Ansible may see (everything else, secrets included, is left out).
+ENV_ALLOWED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "SSH_AUTH_SOCK",
+               "MSIB_ROLES_DIR")
 
 _OUTCOMES: dict[str, Outcome] = {
     "runner_on_failed": "failed",
@@ -32,8 +45,6 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
     Every task is bounded by `step_timeout` (``ANSIBLE_TASK_TIMEOUT``); a failed task sets its
     host's error to the task, its module and arguments, and Ansible's message.
     """
-    import ansible_runner
-
     result = DeployResult("ansible", check, {h.name: HostResult() for h in hosts})
     roles = {h.role for h in hosts}
     playbook = REPO / "playbooks" / ("site.yml" if roles == set(LINUX_ROLES) or len(roles) > 1
@@ -66,9 +77,14 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
             progress.event(host, outcome, str(data.get("task", "")))
         return True
 
+    ssh = inventory.ssh.verified()  # the site's known_hosts, never ~/.ssh/known_hosts
     bindir = str(Path(sys.executable).parent)
     env = {
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+        # Ansible's own ssh_args, then the site's known_hosts only, no fallback: before the inventory's
+        # arguments, so they win (ssh takes the first value of an option)
+        "ANSIBLE_SSH_ARGS": " ".join(["-C", "-o", "ControlMaster=auto", "-o", "ControlPersist=60s",
+                                      *(shlex.quote(a) for a in ssh.host_key_options())]),
         "ANSIBLE_FORKS": str(max(len(hosts), 5)),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
@@ -78,13 +94,20 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
     }
     cmdline = "--check" if check else None
-    with tempfile.TemporaryDirectory(prefix="msib-ansible-") as tmp:
-        r = ansible_runner.run(
-            private_data_dir=tmp,
+    private = _private_dir()
+    try:
+        extravars = private / "env" / "extravars"
+        extravars.parent.mkdir(mode=0o700)
+        fd = os.open(extravars, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(extra_vars or {}, fh)
+        import ansible_runner.interface
+
+        runner = ansible_runner.interface.init_runner(
+            private_data_dir=str(private),
             playbook=str(playbook),
             inventory=str(inventory.hosts_file),
             limit=",".join(h.name for h in hosts),
-            extravars=extra_vars or None,
             envvars=env,
             cmdline=cmdline,
             event_handler=on_event,
@@ -92,14 +115,60 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
             suppress_env_files=True,
             project_dir=str(REPO),
         )
+        runner.config.env = runner_env(runner.config.env, os.environ, env)
+        runner.run()
+        r = runner
         if r.status not in ("successful", "failed"):
             tail = (r.stdout.read()[-2000:] if r.stdout else "").strip()
             raise DeployError(f"ansible-playbook did not run ({r.status}, rc={r.rc}): {tail}")
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
     for hr in result.hosts.values():
         if hr.changed + hr.unchanged + hr.failed == 0 and r.rc != 0:
             hr.error = hr.error or "no task ran on this host"
             hr.failed = 1
     return result
+
+
+def runs_dir() -> Path:
+    """Where the runs' private data directories go: ``$XDG_CACHE_HOME/msib/ansible`` (``~/.cache``), 0700."""
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = base / "msib" / "ansible"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def _private_dir() -> Path:
+    """A new 0700 private data directory for this run; those of runs whose process is gone are removed first."""
+    runs = runs_dir()
+    for old in runs.glob("run-*-*"):
+        pid = old.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=runs))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runner_env(prepared: Mapping[str, str], inherited: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
+    """The environment ansible-runner records and runs Ansible with: what it and msib set, and of the
+    inherited environment only :data:`ENV_ALLOWED` (a secret in msib's environment never reaches it).
+
+    >>> runner_env({"PATH": "/bin", "MSIB_SIEM_PASSWORD": "s", "AWX_X": "1"}, {"PATH": "/bin",
+    ...            "MSIB_SIEM_PASSWORD": "s"}, {})
+    {'PATH': '/bin', 'AWX_X': '1'}
+    """
+    return {k: v for k, v in prepared.items()
+            if k in ENV_ALLOWED or k in ours or k not in inherited or inherited[k] != v}
 
 
 def _failure(data: dict[str, Any], step_timeout: float) -> str:
