@@ -3,20 +3,21 @@
 The context is built exactly as the Ansible plugin builds it (msib.render.context: the role's
 defaults overlaid with the host's ``msib_*`` and ``<role>_*`` data), so both engines install the
 same bytes; what a role installs comes from its ``meta/manifest.yml`` (msib.manifest) and its
-preflight is msib.preflight, as for Ansible. :func:`config` uploads to a temp file beside the
-destination, validates it on the host, then moves it into place; a converged file is a no-op.
+preflight is msib.preflight, as for Ansible. :func:`config` writes a temp file beside the
+destination (0600, through the shell's stdin: never through /tmp), validates it on the host, then
+moves it into place; a converged file is a no-op.
 """
 
 from __future__ import annotations
 
+import base64
 import shlex
 import subprocess
 from collections.abc import Callable
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api.command import FunctionCommand, StringCommand
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
@@ -133,7 +134,10 @@ def config(
     if have != want:
         tmp = f"{dest}.msib-tmp"
         q_tmp = shlex.quote(tmp)
-        yield FileUploadCommand(BytesIO(data), tmp)
+        # straight into the destination's directory, through the stdin of the (sudo) shell, created
+        # 0600: never pyinfra's upload to /tmp/pyinfra-<sha1> and `sudo cp` (a key readable there)
+        yield StringCommand(f"umask 077 && rm -f {q_tmp} && base64 -d > {q_tmp}",
+                            _stdin=base64.encodebytes(data).decode().splitlines())
         yield StringCommand(f"chown {user}:{group} {q_tmp} && chmod {mode} {q_tmp}")
         if validate:
             check = validate.replace("%s", q_tmp)
