@@ -32,7 +32,7 @@ Platform = Literal["nftables", "cisco_ios"]
 Action = Literal["block", "release", "expire", "refused"]
 #: what happened on one firewall
 Result = Literal["added", "extended", "present", "removed", "absent", "would-add", "would-extend",
-                 "would-remove", "conflict", "error"]
+                 "would-remove", "conflict", "error", "pending"]
 CHANGED: frozenset[str] = frozenset({"added", "extended", "removed"})
 FAILED: frozenset[str] = frozenset({"conflict", "error"})
 
