@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from msib import contract, render
-from msib.checks.parsers import pending_upgrades
+from msib.checks.parsers import pending_upgrades, suricata_time
 from msib.contract import Appliance, Inventory
 from msib.errors import InputError, Locked, MsibError
 from msib.fsutil import atomic_write, exclusive_lock
@@ -361,7 +361,7 @@ def _engine(remote: Remote, host: str, socket: str) -> tuple[int, int, float, st
         loaded = sum(int(e["rules_loaded"]) for e in stats)
         failed = sum(int(e["rules_failed"]) for e in stats)
         text = str(reload[0]["last_reload"])
-        epoch = time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        epoch = suricata_time(text)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UpdateError(f"{host}: cannot read the engine's rule state over {socket}: {exc}: {out[:200]}") from None
     return loaded, failed, epoch, text
