@@ -29,6 +29,9 @@ def siem_sync(
                                   help="Vault password file.")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per connect/read/write.")] = 30.0,
+    system_ca: Annotated[bool, typer.Option(
+        "--system-ca", help="Verify the SIEM against the system's trust store when no CA is configured.",
+    )] = False,
 ) -> None:
     """Reconcile the SIEM with the inventory: register what is missing, deregister what left, nothing else.
 
@@ -39,7 +42,7 @@ def siem_sync(
 
     result, inv, api_url = run_sync(
         inventory, dry_run=dry_run, url=url, ca_file=ca_file, vault_file=vault_file,
-        vault_password_file=vault_password_file, timeout=timeout,
+        vault_password_file=vault_password_file, timeout=timeout, system_ca=system_ca,
     )
     if as_json:
         print_json(result.as_json())
