@@ -197,8 +197,8 @@ class Syslog:
     """The SIEM's syslog receiver (``msib_siem.syslog``)."""
 
     host: str
-    port: int = 6514
-    transport: str = "tls"
+    port: int = 2514
+    transport: str = "relp+tls"
     peer_name: str | None = None
 
 
@@ -459,12 +459,14 @@ def _siem(value: Any, file: str) -> Siem:
     syslog_data = _mapping(siem.get("syslog"), file, "all.vars.msib_siem.syslog")
     syslog = None
     if syslog_data.get("host"):
+        from msib.site import DEFAULT_SYSLOG_PORTS  # the site plan's defaults, for a hosts.yml that omits them
+
+        transport = str(syslog_data.get("transport") or "relp+tls")
         try:
-            port = int(syslog_data.get("port") or 6514)
+            port = int(syslog_data.get("port") or DEFAULT_SYSLOG_PORTS.get(transport, 6514))
         except (TypeError, ValueError):
             raise InputError(file, "not a port number", where="all.vars.msib_siem.syslog.port") from None
-        syslog = Syslog(str(syslog_data["host"]), port, str(syslog_data.get("transport") or "tls"),
-                        _text(syslog_data.get("peer_name")))
+        syslog = Syslog(str(syslog_data["host"]), port, transport, _text(syslog_data.get("peer_name")))
     api = _mapping(siem.get("api"), file, "all.vars.msib_siem.api")
     url = api.get("url")
     return Siem(syslog=syslog,
