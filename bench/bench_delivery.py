@@ -24,14 +24,14 @@ Two measurements, in one run:
    each configuration's ceiling. With the role's queue, which never blocks its inputs
    (`timeoutEnqueue=0`), a burst faster than the SIEM link fills the queue and what does not
    fit is discarded (counted): the burst row says how much.
-2. **Sustained** (`tls` and `tls+da`, interleaved step by step so both meet the machine in the
-   same state; `relp+da` on a ladder of its own, from its own best burst rate): the object offers
-   a constant rate for `--seconds`, in steps of 5 % of the best burst rate from 60 % up; a step
-   holds when every event arrives (0 lost), the relay delivers at >= 95 % of the offered rate and never pushes the sender more than 5 % behind its
-   schedule. A step that does not hold is tried once more (sender, relay and receiver share two
-   cores: one noisy 10 s should not end a ladder; the same rule for both). A configuration's
-   sustained rate is the offered rate of its highest step that holds (its steps stop at the first
-   one that fails twice, at 150 % at most); the target compares
+2. **Sustained** (`tls` and `tls+da`, interleaved step by step so both meet the machine in the same
+   state; `relp+da` on a ladder of its own, from its own best burst rate): the object offers a
+   constant rate for `--seconds`, in steps of 5 % of the best burst rate from 60 % up; a step holds
+   when every event arrives (0 lost), the relay delivers at >= 95 % of the offered rate and never
+   pushes the sender more than 5 % behind its schedule. A step that does not hold is tried once more
+   (sender, relay and receiver share two cores: one noisy 10 s should not end a ladder; the same
+   rule for both). A configuration's sustained rate is the offered rate of its highest step that
+   holds (its steps stop at the first one that fails twice, at 150 % at most); the target compares
    the two sustained rates. The delivered rates of those steps are shown beside them.
 
 The SIEM side timestamps the arrivals of each run (a watcher reading the appended bytes);
