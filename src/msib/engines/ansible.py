@@ -118,14 +118,16 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
         runner.config.env = runner_env(runner.config.env, os.environ, env)
         runner.run()
         r = runner
+        # Ansible's own last words: the reason when a run fails before any task (read before the cleanup)
+        tail = (r.stdout.read()[-2000:] if r.stdout else "").strip()
         if r.status not in ("successful", "failed"):
-            tail = (r.stdout.read()[-2000:] if r.stdout else "").strip()
             raise DeployError(f"ansible-playbook did not run ({r.status}, rc={r.rc}): {tail}")
     finally:
         shutil.rmtree(private, ignore_errors=True)
     for hr in result.hosts.values():
         if hr.changed + hr.unchanged + hr.failed == 0 and r.rc != 0:
-            hr.error = hr.error or "no task ran on this host"
+            why = " ".join(ln.strip() for ln in tail.splitlines()[-3:] if ln.strip())[:300]
+            hr.error = hr.error or f"no task ran on this host (ansible-playbook exit {r.rc}){': ' + why if why else ''}"
             hr.failed = 1
     return result
 
