@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,31 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from inventory_helpers import write_inventory
+from inventory_helpers import refusing_inventory, write_inventory
 from msib import contain, contract, update
 from msib.checks import run_checks
 from msib.engines import ansible
 from msib.engines.deploy import deploy_lock_path, refuse_dangerous_vars, run_deploy
 from msib.errors import InputError
-from msib.site import parse_site
 
 MSIB = [sys.executable, "-c", "from msib.cli import main; main()"]
 CANARY = "siem-pw-canary-7f3a9c"
-
-
-def _refusing_inventory(tmp_path: Path) -> Path:
-    """One collector on 127.0.0.1 at a port where nothing listens: every connection is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    plan = parse_site({
-        "state_body": "Test body", "code": "lab", "siem": {"syslog": {"host": "127.0.0.5"}},
-        "management": {"controllers": ["127.0.0.1/32"]},
-        "circuits": {"internal": {"networks": ["127.0.0.0/8"], "appliances": [
-            {"name": "col-int-1", "role": "collector", "address": "127.0.0.1", "port": port}]}},
-    }, "test")
-    (tmp_path / "known_hosts").write_text("")
-    return write_inventory(tmp_path / "inventory", plan, known_hosts=tmp_path / "known_hosts")
 
 
 def _msib(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -47,7 +30,7 @@ def _msib(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 
 
 def test_a_second_deploy_of_the_same_inventory_exits_75_at_once(tmp_path: Path) -> None:
-    inv = _refusing_inventory(tmp_path)
+    inv = refusing_inventory(tmp_path)
     holder = subprocess.Popen([sys.executable, "-c", (
         "import sys; from msib.fsutil import exclusive_lock\n"
         f"with exclusive_lock({str(deploy_lock_path(inv))!r}, 'msib deploy'):\n"
@@ -71,7 +54,7 @@ def test_a_second_deploy_of_the_same_inventory_exits_75_at_once(tmp_path: Path) 
 ])
 def test_dangerous_vars_are_refused_without_the_flag_named_for_the_danger(
         tmp_path: Path, variables: str, flag: str) -> None:
-    inv = _refusing_inventory(tmp_path)
+    inv = refusing_inventory(tmp_path)
     (tmp_path / "vars.yml").write_text(variables)
     run = _msib("deploy", "-i", str(inv), "--engine", "pyinfra", "--vars", str(tmp_path / "vars.yml"))
     assert run.returncode == 2, run.stdout + run.stderr
@@ -113,7 +96,7 @@ def test_ssh_is_told_the_site_known_hosts_and_no_other() -> None:
 
 def test_ansible_runner_records_no_secret_and_its_directory_goes_even_after_a_crash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    inv = _refusing_inventory(tmp_path)
+    inv = refusing_inventory(tmp_path)
     cache = tmp_path / "cache"
     env = {**os.environ, "COLUMNS": "200", "XDG_CACHE_HOME": str(cache), "MSIB_SIEM_PASSWORD": CANARY,
            "MSIB_DEVICE_PASSWORD": CANARY}

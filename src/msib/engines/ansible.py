@@ -12,6 +12,7 @@ in a 0600 file there, never on a command line.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -94,7 +95,7 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
         "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
     }
     cmdline = "--check" if check else None
-    private = _private_dir()
+    private, owner = _private_dir()
     try:
         extravars = private / "env" / "extravars"
         extravars.parent.mkdir(mode=0o700)
@@ -124,6 +125,7 @@ def run(inventory: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_
             raise DeployError(f"ansible-playbook did not run ({r.status}, rc={r.rc}): {tail}")
     finally:
         shutil.rmtree(private, ignore_errors=True)
+        os.close(owner)
     for hr in result.hosts.values():
         if hr.changed + hr.unchanged + hr.failed == 0 and r.rc != 0:
             why = " ".join(ln.strip() for ln in tail.splitlines()[-3:] if ln.strip())[:300]
@@ -141,24 +143,30 @@ def runs_dir() -> Path:
     return path
 
 
-def _private_dir() -> Path:
-    """A new 0700 private data directory for this run; those of runs whose process is gone are removed first."""
+def _private_dir() -> tuple[Path, int]:
+    """A new 0700 private data directory for this run, and the descriptor of its owner lock.
+
+    A run holds an exclusive ``flock`` on ``<dir>/.owner`` while it lives (the kernel drops it
+    however the process ends); a directory whose lock is free belonged to a run that died, and
+    is removed here first.
+    """
     runs = runs_dir()
-    for old in runs.glob("run-*-*"):
-        pid = old.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-    return Path(tempfile.mkdtemp(prefix=f"run-{os.getpid()}-", dir=runs))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    for old in runs.glob("run-*"):
+        try:
+            fd = os.open(old / ".owner", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:  # being created right now, or not ours to judge
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its run is alive
+        finally:
+            os.close(fd)
+        shutil.rmtree(old, ignore_errors=True)
+    private = Path(tempfile.mkdtemp(prefix="run-", dir=runs))
+    owner = os.open(private / ".owner", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(owner, fcntl.LOCK_EX)
+    return private, owner
 
 
 def runner_env(prepared: Mapping[str, str], inherited: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str]:
