@@ -83,6 +83,7 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
     state.add_callback_handler(Callback())  # type: ignore[no-untyped-call]
     deploys = _deploys()
     _forget_ssh_files()
+    run_error: str | None = None
     try:
         # "No hosts remaining!" when every host failed to connect: each has its error from the callback
         with contextlib.suppress(PyinfraError):
@@ -106,10 +107,8 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
         if not check and state.active_hosts:
             try:
                 run_ops(state)
-            except PyinfraError as exc:  # "No hosts remaining!": every host failed; counted below
-                for h in hosts:
-                    if not result.hosts[h.name].error and state.inventory.get_host(h.name) in state.failed_hosts:
-                        result.hosts[h.name].error = str(exc)
+            except PyinfraError as exc:  # "No hosts remaining!": every host failed; each says why below
+                run_error = str(exc)
     finally:
         disconnect_all(state)
     for host in state.inventory:
@@ -127,6 +126,8 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
                     hr.error = _failure(state, op_hash, meta, took.get((host.name, op_hash)), step_timeout)
             else:
                 hr.count("changed" if meta.did_change() else "unchanged")
+        if hr.failed and hr.error is None:  # a host that failed without a step to blame
+            hr.error = run_error or "failed"
     return result
 
 
