@@ -4,6 +4,7 @@ that connects, and no secret in what ansible-runner writes (not even after a cra
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -94,6 +95,13 @@ def test_ssh_is_told_the_site_known_hosts_and_no_other() -> None:
     assert "GlobalKnownHostsFile /dev/null" in config and "UserKnownHostsFile /site/known_hosts" in config
 
 
+def _whole_json(path: Path) -> bool:
+    try:
+        return isinstance(json.loads(path.read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
 def test_ansible_runner_records_no_secret_and_its_directory_goes_even_after_a_crash(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     inv = refusing_inventory(tmp_path)
@@ -105,7 +113,7 @@ def test_ansible_runner_records_no_secret_and_its_directory_goes_even_after_a_cr
     runs = cache / "msib" / "ansible"
     deadline = time.monotonic() + 60
     command: list[Path] = []
-    while not command:
+    while not command or not _whole_json(command[0]):  # ansible-runner opens the file, then writes it
         assert time.monotonic() < deadline and proc.poll() is None, "ansible-runner never wrote its command file"
         command = list(runs.glob("run-*/artifacts/*/command"))
         time.sleep(0.02)

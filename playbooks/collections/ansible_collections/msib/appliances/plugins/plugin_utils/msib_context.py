@@ -13,6 +13,11 @@ def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str
     The same context the pyinfra deploys build (deploy/_msib.py), so that both engines install the
     same bytes and check the same preflight.
 
+    ``msib_*`` values are data that ``msib inventory build`` wrote from the site plan and the
+    appendix: they are handed over as they are and never templated, so a ``{{ lookup('pipe', ...) }}``
+    in a state body's name stays text and runs nothing (issue #14). Only the operator's ``<role>_*``
+    role variables (role defaults, ``--vars`` files) are templated, as Ansible would.
+
     Raises:
         AnsibleError: msib is not importable (the controller runs Ansible from msib's own venv).
     """
@@ -20,5 +25,6 @@ def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str
         from msib import render
     except ImportError as exc:
         raise AnsibleError(f"msib is not importable by this Ansible ({exc})") from None
-    wanted = {k: v for k, v in task_vars.items() if k.startswith(("msib_", f"{role}_"))}
-    return render.context(role, templar.template(wanted))
+    data = {k: v for k, v in task_vars.items() if k.startswith("msib_")}
+    role_vars = {k: v for k, v in task_vars.items() if k.startswith(f"{role}_")}
+    return render.context(role, {**data, **templar.template(role_vars)})
