@@ -3,20 +3,22 @@
 The context is built exactly as the Ansible plugin builds it (msib.render.context: the role's
 defaults overlaid with the host's ``msib_*`` and ``<role>_*`` data), so both engines install the
 same bytes; what a role installs comes from its ``meta/manifest.yml`` (msib.manifest) and its
-preflight is msib.preflight, as for Ansible. :func:`config` uploads to a temp file beside the
-destination, validates it on the host, then moves it into place; a converged file is a no-op.
+preflight is msib.preflight, as for Ansible. :func:`config` writes a temp file beside the
+destination (0600, through the shell's stdin: never through /tmp), validates it on the host, then
+moves it into place; a converged file is a no-op.
 """
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import shlex
 import subprocess
-from io import BytesIO
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api.command import FunctionCommand, StringCommand
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
@@ -86,6 +88,21 @@ def install(name: str, role: str, file_id: str, ctx: dict[str, Any], item: Any =
     return config(name=name, role=role, context=ctx, **spec.args())
 
 
+def changed(*ops: Any) -> Callable[[], bool]:
+    """An ``_if`` condition: one of `ops` changed (None entries, files not installed here, are left out).
+
+    When the deploy runs it asks each operation whether it did change; in ``--check`` (nothing runs)
+    whether it would, so that a conditional restart counts as a change only when what it depends on
+    would change (msib.engines.pyinfra_session counts check mode with it).
+    """
+    chosen = [op for op in ops if op is not None]
+
+    def condition() -> bool:
+        return any(op.did_change() if op.is_complete() else bool(op.will_change) for op in chosen)
+
+    return condition
+
+
 def directories(what: str, m: Manifest, ctx: dict[str, Any]) -> None:
     """Create the role's directories (root-owned, the manifest's modes)."""
     for d in m.directories_for(ctx):
@@ -151,14 +168,17 @@ def config(
     if have != want:
         tmp = f"{dest}.msib-tmp"
         q_tmp = shlex.quote(tmp)
-        yield FileUploadCommand(BytesIO(data), tmp)
-        # one command (one sudo round trip): own, validate, move into place; a refused file is removed
-        steps = [f"chown {user}:{group} {q_tmp}", f"chmod {mode} {q_tmp}"]
+        # straight into the destination's directory, through the stdin of the (sudo) shell, created
+        # 0600: never pyinfra's upload to /tmp/pyinfra-<sha1> and `sudo cp` (a key readable there);
+        # then own, validate and move into place in the same command (one sudo round trip); a refused
+        # file is removed
+        steps = [f"umask 077 && rm -f {q_tmp} && base64 -d > {q_tmp}",
+                 f"chown {user}:{group} {q_tmp}", f"chmod {mode} {q_tmp}"]
         if validate:
             check = validate.replace("%s", q_tmp)
             steps.append(f"{{ {check} >/dev/null || {{ rc=$?; rm -f {q_tmp}; exit $rc; }}; }}")
         steps.append(f"mv -f {q_tmp} {q_dest}")
-        yield StringCommand(" && ".join(steps))
+        yield StringCommand(" && ".join(steps), _stdin=base64.encodebytes(data).decode().splitlines())
         return
     assert info
     fixes = []

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, files, systemd
 
-from deploy._msib import install, role_context, role_manifest
+from deploy._msib import changed, install, role_context, role_manifest
 from deploy.apt_proxy import apt_proxy
 
 
@@ -32,8 +32,8 @@ def ids_sensor() -> None:
     rsyslog = install("Write the rsyslog configuration (alerts to the collector)", "ids_sensor", "rsyslog", ctx)
 
     systemd.service(name="Reload Suricata's rules", service="suricata.service", reloaded=True,
-                    _if=lambda: any(op.did_change() for op in rules if op is not None))
-    systemd.service(name="Restart Suricata", service="suricata.service", restarted=True, _if=yaml_op.did_change)
-    systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=rsyslog.did_change)
+                    _if=changed(*rules))
+    systemd.service(name="Restart Suricata", service="suricata.service", restarted=True, _if=changed(yaml_op))
+    systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=changed(rsyslog))
     for unit in m.services_for(ctx, running=True):
         systemd.service(name=f"Keep {unit} running and enabled", service=unit, running=True, enabled=True)

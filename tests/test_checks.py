@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,30 @@ def test_every_catalogued_check_is_implemented_once_and_nothing_else() -> None:
 def test_catalogue_entries_have_a_title_severity_and_clause() -> None:
     for spec in mc.catalogue().values():
         assert spec.severity in mc.SEVERITIES and len(spec.title) > 10 and len(spec.clause) > 20, spec.id
+
+
+def test_every_why_cites_the_rules_and_a_page_of_docs_never_an_internal_spec() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for spec in mc.catalogue().values():
+        assert spec.clause.startswith("The Rules: "), spec.id
+        pages = re.findall(r"\bdocs/([\w-]+\.md)\b", spec.clause)
+        assert pages and all((repo / "docs" / page).is_file() for page in pages), (spec.id, pages)
+        assert not re.search(r"reliability\.md|spec/|shared/", spec.clause), spec.id
+
+
+def test_time_and_header_of_the_loaded_rules_are_read() -> None:
+    assert mc.suricata_time("2026-12-05T06:46:00.000000+0000") == 1796453160.0
+    assert mc.suricata_time("2026-12-05T07:46:00-0000") - mc.suricata_time("2026-12-05T06:46:00") == 3600
+    assert mc.ruleset_header("# msib rule set v2 for suricata-7.0, released 2026-12-01\n# ...\nalert x\n") == (
+        "v2", "7.0", "2026-12-01")
+    assert mc.ruleset_header("") is None and mc.ruleset_header("alert tcp any any -> any any (sid:1;)\n") is None
+    with pytest.raises(ValueError):
+        mc.suricata_time("yesterday")
+
+
+def test_rsyslog_global_reads_the_ca_whatever_its_path() -> None:
+    conf = 'global(\n  workDirectory="/w"\n  defaultNetstreamDriverCAFile="/etc/other/ca.pem" # a comment\n)\n'
+    assert mc.rsyslog_global(conf)["defaultnetstreamdrivercafile"] == "/etc/other/ca.pem"
 
 
 def test_check_decorator_refuses_an_uncatalogued_id() -> None:

@@ -148,5 +148,5 @@ def test_site_plan_text_in_msib_vars_is_data_never_a_template(lab: contract.Inve
     data = {**lab.appliance("col-int-1").vars, "msib_state_body": pipe[0], "msib_siem": siem,
             "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
     text = render.render("collector", "rsyslog.conf.j2", render.context("collector", data))
-    assert f'StreamDriverPermittedPeers="{pipe[1]}"' in text  # the text itself, as data
+    assert f'tls.permittedPeer=["{pipe[1]}"]' in text  # the text itself, as data (RELP/TLS by default)
     assert [p for p in pwned if p.exists()] == []

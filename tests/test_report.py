@@ -24,7 +24,10 @@ def _result(host: str, role: str, cid: str, outcome: str, evidence: str, severit
 def make_run(*, failed: int = 1, errors: int = 0) -> CheckRun:
     hosts = [Appliance("col-int-1", "collector", "198.18.31.10", 22),
              Appliance("fw-int-1", "firewall", "198.18.31.1", 22)]
-    run = CheckRun(inventory="/inv", started=1_800_000_000.0, finished=1_800_000_006.5, hosts=hosts)
+    run = CheckRun(inventory="/inv", started=1_800_000_000.0, finished=1_800_000_006.5, hosts=hosts,
+                   state_body="Ministry of Tests", sb_code="mtest",
+                   versions={"msib": "0.1.0", "pytest-testinfra": "10.2.2", "ansible-core": "2.21.5",
+                             "pyinfra": "3.10.0"})
     run.results += [_result("col-int-1", "collector", f"MSIB-COL-00{i}", "passed", f"evidence {i}")
                     for i in range(1, 6)]
     run.results += [_result("fw-int-1", "firewall", f"MSIB-FW-00{i}", "failed",
@@ -81,6 +84,22 @@ def test_markdown_lists_findings_and_every_host() -> None:
     assert "| fw-int-1 | MSIB-FW-001 title of MSIB-FW-001 | critical | FAIL |" in text
     assert "## col-int-1 (collector, 198.18.31.10)" in text and "## fw-int-1 (firewall, 198.18.31.1)" in text
     assert "None: every check passed" in markdown(make_run(failed=0))
+
+
+def test_every_report_names_the_sb_the_inventory_and_the_versions_first() -> None:
+    run = make_run(failed=1)
+    head = markdown(run).split("## Findings")[0]
+    page = html_report(run).split('id="summary"')[0]
+    suite = ET.fromstring(junit_xml(run)).find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    data = json.loads(summary_json(run))
+    for text in (head, page, json.dumps(props)):
+        for words in ("Ministry of Tests (mtest)", "/inv", "msib 0.1.0", "ansible-core 2.21.5", "pyinfra 3.10.0",
+                      "pytest-testinfra 10.2.2"):
+            assert words in text, (words, text)
+    assert (data["state_body"], data["sb_code"], data["versions"]["pyinfra"]) == ("Ministry of Tests", "mtest",
+                                                                                  "3.10.0")
 
 
 def test_write_reports_writes_all_four_and_json_round_trips(tmp_path: Path) -> None:

@@ -90,14 +90,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The receiver's port when the site plan gives none, per transport.
+DEFAULT_SYSLOG_PORTS: dict[str, int] = {"relp+tls": 2514, "tls": 6514}
+
+
 class SyslogEndpoint(_Strict):
-    """Where collectors relay events: the SIEM's syslog receiver."""
+    """Where collectors relay events: the SIEM's syslog receiver.
+
+    RELP over TLS unless the site plan says ``tls``: the SIEM acknowledges every event, so the one
+    in flight when a connection breaks is sent again; plain RFC 5425 TLS has no acknowledgement and
+    loses it (docs/delivery.md). The port defaults to the transport's (2514 RELP, 6514 TLS).
+    """
 
     host: Host
-    port: int = Field(default=6514, ge=1, le=65535)
-    transport: SyslogTransport = "tls"
+    port: int = Field(default=DEFAULT_SYSLOG_PORTS["relp+tls"], ge=1, le=65535,
+                      description="default: 2514 for relp+tls, 6514 for tls")
+    transport: SyslogTransport = "relp+tls"
     # the name the SIEM's certificate carries, when it differs from `host`
     peer_name: DnsName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_of_the_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") is None:
+            transport = data.get("transport") or "relp+tls"
+            if transport in DEFAULT_SYSLOG_PORTS:
+                return {**data, "port": DEFAULT_SYSLOG_PORTS[transport]}
+        return data
 
 
 class SiemApi(_Strict):

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -52,10 +51,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from msib import contract, render
-from msib.checks.parsers import pending_upgrades
+from msib.checks.parsers import pending_upgrades, suricata_time
 from msib.contract import Appliance, Inventory
-from msib.errors import InputError, MsibError
-from msib.fsutil import atomic_write
+from msib.errors import InputError, Locked, MsibError
+from msib.fsutil import atomic_write, exclusive_lock
 from msib.systemd import UnitError, install_units
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 75
@@ -74,7 +73,7 @@ class UpdateError(MsibError):
     """An update step failed on a host (reported in the summary, exit status 1)."""
 
 
-class UpdateLocked(MsibError):
+class UpdateLocked(Locked):
     """Another ``msib update`` holds the lock: this run did nothing."""
 
     exit_code = EXIT_LOCKED
@@ -85,37 +84,14 @@ class UpdateLocked(MsibError):
 
 @contextlib.contextmanager
 def update_lock(path: Path = DEFAULT_LOCK) -> Iterator[Path]:
-    """Hold the exclusive update lock (``flock``) for the duration of the block.
-
-    The lock is the kernel's: it is released when the process ends, however it ends; the file
-    only says who holds it (pid, since), for the message of a refused run.
+    """Hold the exclusive update lock (:func:`msib.fsutil.exclusive_lock`, ``O_NOFOLLOW``) for the block.
 
     Raises:
         UpdateLocked: another process holds the lock (nothing was done).
+        InputError: the lock's path is a symbolic link or not a regular file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            try:
-                info = json.loads(holder)
-                who = f"pid {info['pid']}, running since {info['since']}"
-            except (ValueError, KeyError, TypeError):
-                who = "holder unknown"
-            raise UpdateLocked(f"another msib update is running ({who}; lock {path}): this run did nothing, "
-                               f"exit status {EXIT_LOCKED}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": _now()}).encode() + b"\n", 0)
-        yield path
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with exclusive_lock(path, "msib update", UpdateLocked) as held:
+        yield held
 
 
 # --- SSH to the appliances ------------------------------------------------------------------------
@@ -129,7 +105,8 @@ class Remote:
         control = self.workdir / "cm"
         control.mkdir(mode=0o700)
         self.config = self.workdir / "ssh_config"
-        self.config.write_text(inv.ssh.run_config(hosts, control, header="written by msib update for one run"))
+        self.config.write_text(inv.ssh.verified().run_config(hosts, control,
+                                                            header="written by msib update for one run"))
         self.hosts = list(hosts)
 
     def run(self, host: str, script: str, *, stdin: bytes | None = None,
@@ -385,7 +362,7 @@ def _engine(remote: Remote, host: str, socket: str) -> tuple[int, int, float, st
         loaded = sum(int(e["rules_loaded"]) for e in stats)
         failed = sum(int(e["rules_failed"]) for e in stats)
         text = str(reload[0]["last_reload"])
-        epoch = time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        epoch = suricata_time(text)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UpdateError(f"{host}: cannot read the engine's rule state over {socket}: {exc}: {out[:200]}") from None
     return loaded, failed, epoch, text

@@ -9,6 +9,7 @@ import html
 import json
 import shutil
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from msib import checks as mc
 from msib.lab import Lab
+from msib.update import publish_ruleset
 
 pytestmark = pytest.mark.lab
 REPO = Path(__file__).resolve().parents[2]
@@ -39,15 +41,20 @@ def msib_check(inventory: Path, report: Path, *extra: str) -> tuple[int, dict[st
 
 
 @pytest.fixture(scope="module")
-def converged(lab: Lab) -> Iterator[Path]:
-    """The lab's appliances deployed (pyinfra) and their packages updated: what `converged` means."""
+def converged(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The lab's appliances deployed (pyinfra), their packages updated and a rule set released today
+    running on the sensors: what `converged` means."""
     inventory = lab.inventory_dir
     assert (inventory / "hosts.yml").is_file(), "msib lab up writes the inventory"
     deploy = subprocess.run([MSIB, "deploy", "--inventory", str(inventory), "--engine", "pyinfra",
                              "--vars", str(LAB_VARS)], capture_output=True, text=True, timeout=1800)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    source = tmp_path_factory.mktemp("rules")
+    shipped = sorted((REPO / "rulesets" / "suricata-7.0").glob("*/msib-update.rules"))[-1]
+    publish_ruleset(source, "7.0", time.strftime("%Y.%m.%d.1"), {"msib-update.rules": shipped.read_bytes()})
     update = subprocess.run([MSIB, "update", "--inventory", str(inventory), "--vars", str(LAB_VARS), "--packages",
-                             "--json", "--lock-file", "/run/lock/msib-update-tests.lock"],
+                             "--rules", "--rules-source", str(source), "--json",
+                             "--lock-file", "/run/lock/msib-update-tests.lock"],
                             capture_output=True, text=True, timeout=1800)
     assert update.returncode == 0, update.stdout[-3000:] + update.stderr[-3000:]
     yield inventory
@@ -86,14 +93,32 @@ BREAKS: dict[str, tuple[str, str, str, set[str], str]] = {
     "flush nftables": (
         "fw-int-1", "nft flush ruleset",
         "nft -f /etc/msib/firewall/ruleset.nft",
-        {"MSIB-FW-003", "MSIB-FW-004", "MSIB-FW-005"}, "the live ruleset differs from the rendered one"),
-    "stale rules": (
+        # FW-006 too: the commit helper's status is the LOADED ruleset's, and what is loaded is not the staged one
+        {"MSIB-FW-003", "MSIB-FW-004", "MSIB-FW-005", "MSIB-FW-006"}, "the live ruleset differs from the rendered one"),
+    "rules released 40 days ago": (
         "ids-int-1",
-        "for f in /etc/suricata/rules/msib-lab.rules /var/lib/suricata/rules/msib-update.rules; do "
-        "stat -c \"%Y %n\" $f; done > /root/rules-mtime.msib-test && "
-        "touch -d \"40 days ago\" /etc/suricata/rules/msib-lab.rules /var/lib/suricata/rules/msib-update.rules",
-        "while read t f; do touch -d @$t $f; done < /root/rules-mtime.msib-test",
+        "cp -p /var/lib/suricata/rules/msib-update.rules /root/rules.msib-test && "
+        "sed -i \"1s/released [0-9-]*/released $(date -d \"40 days ago\" +%F)/\" "
+        "/var/lib/suricata/rules/msib-update.rules && suricatasc -c reload-rules",
+        "mv -f /root/rules.msib-test /var/lib/suricata/rules/msib-update.rules && suricatasc -c reload-rules",
         {"MSIB-IDS-005"}, "days old (limit 7)"),
+    "never updated (the empty file the deploy creates)": (
+        "ids-ext-1",
+        "cp -p /var/lib/suricata/rules/msib-update.rules /root/rules.msib-test && "
+        ": > /var/lib/suricata/rules/msib-update.rules && suricatasc -c reload-rules",
+        "mv -f /root/rules.msib-test /var/lib/suricata/rules/msib-update.rules && suricatasc -c reload-rules",
+        {"MSIB-IDS-005"}, "no rule update has ever been loaded"),
+    "RELP listener gone": (
+        "col-int-1",
+        "cp -p /etc/rsyslog.conf /root/rsyslog.conf.msib-relp && sed -i \"/type=.imrelp./d\" /etc/rsyslog.conf "
+        "&& systemctl restart rsyslog",
+        "mv -f /root/rsyslog.conf.msib-relp /etc/rsyslog.conf && systemctl restart rsyslog",
+        {"MSIB-COL-002", "MSIB-COL-003"}, "tcp/2514: not listening"),
+    "a CA that is not the site's": (
+        "col-ext-1",
+        "cp -p /etc/msib/tls/ca.pem /root/ca.pem.msib-test && cp /etc/msib/tls/collector.pem /etc/msib/tls/ca.pem",
+        "mv -f /root/ca.pem.msib-test /etc/msib/tls/ca.pem",
+        {"MSIB-COL-003", "MSIB-COL-004"}, "but it is not the site's CA"),
 }
 
 

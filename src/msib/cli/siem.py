@@ -30,6 +30,9 @@ def siem_sync(
                                   help="Vault password file.")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per connect/read/write.")] = 30.0,
+    system_ca: Annotated[bool, typer.Option(
+        "--system-ca", help="Verify the SIEM against the system's trust store when no CA is configured.",
+    )] = False,
 ) -> None:
     """Reconcile the SIEM with the inventory: register what is missing, deregister what left, nothing else.
 
@@ -41,7 +44,7 @@ def siem_sync(
     started = time.time()
     result, inv, api_url = run_sync(
         inventory, dry_run=dry_run, url=url, ca_file=ca_file, vault_file=vault_file,
-        vault_password_file=vault_password_file, timeout=timeout,
+        vault_password_file=vault_password_file, timeout=timeout, system_ca=system_ca,
     )
     if not dry_run:  # registration changes at the SIEM, for the quarterly report
         from msib.cli.runs import record_run

@@ -258,7 +258,7 @@ def write_synthetic_lab(directory: Path, *, name: str, collectors: int, octet: i
     lan, mgmt, ctl, up = f"198.19.{octet}", f"198.19.{octet + 1}", f"198.19.{octet + 2}", f"198.19.{octet + 3}"
     site = {
         "state_body": f"Synthetic lab {name}", "code": name,
-        "siem": {"syslog": {"host": f"{up}.10", "port": 6514, "transport": "tls"}},
+        "siem": {"syslog": {"host": f"{up}.10"}},  # the shipped default transport
         "circuits": {"internal": {
             "networks": [f"{p}.0/23"],
             "appliances": [{"name": f"col-{i + 1}", "role": "collector", "address": f"{mgmt}.{10 + i}",
