@@ -19,8 +19,9 @@ from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringComman
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
-from pyinfra.context import host
+from pyinfra.context import host, state
 from pyinfra.facts.files import File, Sha256File
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files
 
 from msib import manifest, preflight, render
@@ -29,9 +30,24 @@ from msib.engines import guards
 from msib.manifest import GUARDS, MODES, Manifest
 
 
+def host_release() -> str:
+    """The current host's Debian codename (``VERSION_CODENAME`` of its os-release), as Ansible's
+    ``ansible_distribution_release`` says it.
+
+    Raises:
+        OperationError: the host does not say its codename.
+    """
+    meta = host.get_fact(LinuxDistribution)["release_meta"]
+    codename = meta.get("VERSION_CODENAME") or meta.get("DISTRIB_CODENAME")
+    if not codename:
+        raise OperationError(f"{host.name}: the host does not say its Debian release (no VERSION_CODENAME "
+                             "in /etc/os-release)")
+    return str(codename)
+
+
 def role_context(role: str) -> dict[str, Any]:
-    """The render context of `role` for the current host (defaults + msib_* + <role>_*)."""
-    return render.context(role, host.data.dict())  # type: ignore[no-untyped-call]
+    """The render context of `role` for the current host (defaults + release values + msib_* + <role>_*)."""
+    return render.context(role, host.data.dict(), release=host_release())  # type: ignore[no-untyped-call]
 
 
 def role_manifest(role: str, ctx: dict[str, Any]) -> Manifest:
@@ -188,3 +204,39 @@ def commit_ruleset(helper: str, rollback_seconds: int) -> Any:
         return
     yield StringCommand(shlex.quote(helper), "apply", str(int(rollback_seconds)))
     yield FunctionCommand(_confirm_over_fresh_ssh, (helper,), {})
+
+
+class SuricataVersion(FactBase[str | None]):
+    """The installed Suricata's version (``8.0.8``), or None when there is none.
+
+    .. code:: python
+
+        "7.0.10"
+    """
+
+    def command(self) -> str:
+        return "suricata -V 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        for line in output:
+            words = line.split("version ", 1)
+            if len(words) == 2 and words[1].strip():
+                return words[1].split()[0]
+        return None
+
+
+@operation()
+def suricata_major(major: int) -> Any:
+    """Fail unless the installed Suricata is of major `major` (nothing is changed).
+
+    + major: the major version the inventory asks for (ids_sensor_suricata_major)
+    """
+    version = host.get_fact(SuricataVersion)
+    if version is None and not state.is_executing:
+        host.noop("Suricata is not installed yet")
+        return
+    if version is None or version.split(".")[0] != str(major):
+        raise OperationError(f"Suricata {version or '(none)'} is installed, ids_sensor_suricata_major is {major}: "
+                             "a sensor changes major by a fresh install (docs/deploy.md)")
+    host.noop(f"Suricata {version} is major {major}")
+    yield from ()
