@@ -237,6 +237,6 @@ def suricata_major(major: int) -> Any:
         return
     if version is None or version.split(".")[0] != str(major):
         raise OperationError(f"Suricata {version or '(none)'} is installed, ids_sensor_suricata_major is {major}: "
-                             "a sensor changes major by a fresh install (docs/deploy.md)")
+                             "a sensor changes major by a fresh install (docs/releases.md)")
     host.noop(f"Suricata {version} is major {major}")
     yield from ()

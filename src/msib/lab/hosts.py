@@ -1,8 +1,8 @@
 """The lab's hosts: the cached base images, each host's overlay root, its boot and its end.
 
 A Linux host is a booted Debian 12 or 13, as its plan says (systemd-nspawn with systemd as PID 1,
-kept up by a small supervisor across reboots), on an overlay of that release's base image; a vendor device is msib's IOS
-simulator (:mod:`msib.lab.devsim`). Each host's processes live in its own cgroup, so that
+kept up by a small supervisor across reboots), on an overlay of that release's base image; a
+vendor device is msib's IOS simulator (:mod:`msib.lab.devsim`). Each host's processes live in its own cgroup, so that
 tearing it down leaves nothing behind.
 """
 
