@@ -233,7 +233,8 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
     try:
         crashed.up()
         for pid in crashed.runner.cgroup_procs():
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # a process may end between listing and kill
+                os.kill(pid, signal.SIGKILL)
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(f.read_text()), signal.SIGKILL)
