@@ -124,10 +124,40 @@ class LabSiem:
     def list_text(self, name: str) -> str | None:
         r = self.call("GET", f"/lists/files/{name}", params={"raw": "true"},
                       headers={"Authorization": f"Bearer {self.token()}"})
-        if r.status_code == 404:
-            return None
         r.raise_for_status()
+        if r.headers["content-type"].startswith("application/json"):  # Wazuh's envelope: no such list
+            codes = [f["error"]["code"] for f in r.json()["data"]["failed_items"]]
+            assert codes == [1802], r.text
+            return None
         return r.text
+
+
+@dataclass
+class InProcessLabSiem(LabSiem):
+    """The same lab SIEM served from a thread of the test process (real HTTPS on 127.0.0.1), so a
+    test can reach into :attr:`app` to inject a fault the real Wazuh can have (a file it cannot delete)."""
+
+    server: Any = None
+    thread: threading.Thread | None = None
+
+    @property
+    def app(self) -> Any:
+        return self.server.app
+
+    def start(self) -> None:
+        from msib.lab.siem.api import _parse_args, make_server
+
+        self.server = make_server(_parse_args([*self.args, "--port", str(self.port)]))
+        self.port = int(self.server.server_address[1])
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server.app.store.close()
+            self.server = None
 
 
 def _ctx(ca: Path) -> Any:
@@ -158,8 +188,10 @@ def start_lab_siem(
     window: float = 60.0,
     max_upload: int | None = None,
     client_ca: Path | None = None,
+    in_process: bool = False,
 ) -> LabSiem:
-    """Start a lab SIEM on 127.0.0.1 with a fresh CA under `root` (certificate for 127.0.0.1)."""
+    """Start a lab SIEM on 127.0.0.1 with a fresh CA under `root` (certificate for 127.0.0.1); a
+    subprocess, or a thread of this process with `in_process`."""
     root.mkdir(parents=True, exist_ok=True)
     ca = LabCA.ensure(root / "pki")
     server = ca.server_cert("siem", dns_names=["siem.lab.msib", "localhost"], ip_addresses=["127.0.0.1"])
@@ -173,7 +205,7 @@ def start_lab_siem(
         args += ["--max-upload-size", str(max_upload)]
     if client_ca is not None:
         args += ["--client-ca", str(client_ca)]
-    siem = LabSiem(root, ca, args)
+    siem = InProcessLabSiem(root, ca, args) if in_process else LabSiem(root, ca, args)
     siem.start()
     return siem
 
@@ -241,3 +273,72 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-c", "from msib.cli import main; main()", *args],
                           capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+# --- two SBs whose codes are prefixes of each other (mcri, mcri-kz) ---------------------------------
+
+#: `mcri.kz-col-1` and `mcri-kz.col-1`: with `<code>-<appliance>` both were `mcri-kz-col-1`
+PREFIX_PAIR: dict[str, dict[str, Any]] = {
+    "mcri": {"appliances": [appliance("col-int-1", "198.18.31.10"), ("kz-col-1", "collector", "198.18.31.11"),
+                            appliance("fw-int-1", "198.18.31.1")],
+             "objects": [obj(f"198.18.16.{i}", f"pc{i}.mcri.local") for i in range(1, 6)]},
+    "mcri-kz": {"appliances": [appliance("col-int-1", "198.18.47.10"), appliance("col-1", "198.18.47.11")],
+                "objects": [obj(f"198.18.17.{i}", f"pc{i}.mcri-kz.local", "external", "linux")
+                            for i in range(1, 4)]},
+}
+
+
+def siem_state(driver: WazuhDriver, codes: Iterable[str]) -> dict[str, Any]:
+    """Every agent of the SIEM (name -> (id, ip)) and the object list of each code, as the SIEM has them."""
+    agents = {a.name: (a.id, a.ip) for a in driver.list_agents("")}
+    return {"agents": agents, "lists": {c: driver.read_list(f"msib-{c}-objects") for c in codes}}
+
+
+def prefix_pair_scenario(make_driver: Any, root: Path, first: str, emptied: str, rounds: int = 3) -> None:
+    """Sync `mcri` and `mcri-kz` into one SIEM in the order `first`, then alternately `rounds` times,
+    then empty `emptied`: each sync touches its own agents and list only, repeated syncs send no
+    write (no flapping), and the other SB's agents keep their IDs and its list its bytes."""
+    from msib.siem.sync import sb_inventory, sync
+
+    other = next(c for c in PREFIX_PAIR if c != emptied)
+    order = [first, next(c for c in PREFIX_PAIR if c != first)]
+    invs = {c: sb_inventory(write_inventory(root / c, c, PREFIX_PAIR[c]["appliances"], PREFIX_PAIR[c]["objects"]))
+            for c in PREFIX_PAIR}
+    with make_driver() as d:
+        for code in order:
+            result = sync(invs[code], d)
+            assert result.plan.remove == (), f"{code} removed {result.plan.remove}"
+            assert sorted(s.name for s in result.plan.add) == sorted(
+                f"{code}.{n}" for n, _, _ in PREFIX_PAIR[code]["appliances"])
+        settled = siem_state(d, PREFIX_PAIR)
+        for code in PREFIX_PAIR:
+            mine = {n for n in settled["agents"] if n.startswith(f"{code}.")}
+            assert mine == {f"{code}.{n}" for n, _, _ in PREFIX_PAIR[code]["appliances"]}
+            assert len(settled["lists"][code]) == len(PREFIX_PAIR[code]["objects"])
+        for _ in range(rounds):
+            for code in order:
+                result = sync(invs[code], d)
+                assert result.plan.nothing_to_do and result.write_requests == 0, (code, result.as_json())
+        assert siem_state(d, PREFIX_PAIR) == settled
+        empty = sb_inventory(write_inventory(root / f"{emptied}-empty", emptied, [], []))
+        gone = sync(empty, d)
+        assert sorted(a.name for a in gone.plan.remove) == sorted(n for n in settled["agents"]
+                                                                  if n.startswith(f"{emptied}."))
+        after = siem_state(d, PREFIX_PAIR)
+        assert {n: v for n, v in after["agents"].items() if n.startswith(f"{other}.")} == {
+            n: v for n, v in settled["agents"].items() if n.startswith(f"{other}.")}
+        assert not any(n.startswith(f"{emptied}.") for n in after["agents"])
+        assert after["lists"] == {emptied: None, other: settled["lists"][other]}
+        for _ in range(rounds):
+            assert sync(invs[other], d).write_requests == 0
+            assert sync(empty, d).write_requests == 0
+        assert siem_state(d, PREFIX_PAIR) == after
+
+
+def empty_sbs(make_driver: Any, root: Path, codes: Iterable[str]) -> None:
+    """Sync each SB with no appliances and no objects: what a SIEM shared with other tests starts from."""
+    from msib.siem.sync import sb_inventory, sync
+
+    with make_driver() as d:
+        for code in codes:
+            sync(sb_inventory(write_inventory(root / f"{code}-clean", code, [], [])), d)

@@ -72,7 +72,7 @@ preflight:
         "name": "Demo", "hosts": "localhost", "connection": "local",
         # the host's release (its facts) chooses the role's vars/<release>.yml, as for the roles
         "gather_facts": "{{ with_facts | default(true) }}", "gather_subset": ["!all", "!min", "distribution"],
-        "vars": {"msib_appliance": {"name": "here", "role": "{{ the_role | default('demo') }}"}},
+        "vars": {"msib_appliance": {"name": "here", "role": "demo"}},
         "roles": ["demo"]}]))
     return tmp_path
 
@@ -106,7 +106,7 @@ def test_the_plugins_install_what_the_manifest_says_once_and_idempotently(demo: 
 
 
 def test_the_preflight_fails_the_host_with_its_rule(demo: Path) -> None:
-    bad = _play(demo, "-e", "the_role=firewall")
+    bad = _play(demo, "-e", '{"msib_appliance": {"name": "here", "role": "firewall"}}')
     assert bad.returncode != 0
     assert "localhost is not a usable demo host: msib_appliance.role is not demo" in bad.stdout
     assert not (demo / "out").exists()
@@ -124,3 +124,40 @@ def test_without_the_hosts_release_the_plugins_refuse_clearly(demo: Path) -> Non
     assert bad.returncode != 0
     assert "localhost: the host's Debian release is unknown" in bad.stdout
     assert not (demo / "out").exists()
+
+
+def test_site_plan_text_in_msib_vars_is_data_never_a_template(demo: Path) -> None:
+    """#14: `{{ lookup('pipe', ...) }}` in the inventory's msib_* values ran a command on the controller
+    through the plugins' templating. msib_* values are data: they reach the file as the text they are."""
+    pwned = [demo / "pwned-state-body", demo / "pwned-appliance", demo / "pwned-siem"]
+    name = f"{{{{ lookup('pipe', 'touch {pwned[1]}') }}}}"
+    (demo / "hosts.yml").write_text(yaml.safe_dump({"all": {
+        "hosts": {"localhost": {"ansible_connection": "local", "msib_appliance": {"name": name, "role": "demo"}}},
+        "vars": {"msib_state_body": f"{{{{ lookup('pipe', 'touch {pwned[0]}') }}}}",
+                 "msib_siem": {"syslog": {"host": f"{{{{ lookup('pipe', 'touch {pwned[2]}') }}}}"}}}}}))
+    play = yaml.safe_load((demo / "play.yml").read_text())
+    del play[0]["vars"]  # the appliance comes from the inventory, as in a real run
+    (demo / "play.yml").write_text(yaml.safe_dump(play))
+    env = {**os.environ, "MSIB_ROLES_DIR": str(demo / "roles"), "ANSIBLE_ROLES_PATH": str(demo / "roles"),
+           "ANSIBLE_COLLECTIONS_PATH": str(REPO / "playbooks" / "collections"), "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_CONFIG": str(demo / "none.cfg"), "ANSIBLE_LOCAL_TEMP": str(demo / "tmp"),
+           "ANSIBLE_HOME": str(demo / "ansible-home")}
+    run = subprocess.run([str(PLAYBOOK), "-i", str(demo / "hosts.yml"), "-e",
+                          f"ansible_python_interpreter={sys.executable}", str(demo / "play.yml")],
+                         capture_output=True, text=True, env=env, timeout=300, cwd=demo)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert [p for p in pwned if p.exists()] == []
+    out = demo / "out"
+    release = _machine_release()  # the text itself, installed as it is
+    assert (out / "conf").read_text() == f"name={name} dir={out}\nrelease={release} suite={release}-x\n"
+
+
+def test_no_task_or_play_templates_an_msib_variable() -> None:
+    """msib_* values are never templated (plugin_utils/msib_context.py); a task that used one in a Jinja
+    expression or a `when:` would template it again, so none does: the roles read them through msib.render."""
+    import re
+
+    files = [*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("roles/*/handlers/*.yml"), *REPO.glob("playbooks/*.yml")]
+    assert len(files) > 10
+    used = re.compile(r"\{[{%][^}]*\bmsib_|^\s*(?:when|until|changed_when|failed_when|loop):[^#\n]*\bmsib_", re.M)
+    assert [str(f.relative_to(REPO)) for f in files if used.search(f.read_text(encoding="utf-8"))] == []

@@ -178,3 +178,128 @@ def test_header_without_hostname_or_ip_says_which_is_missing(tmp_path: Path) -> 
     err = _error(path)
     assert "no hostname" in err.message
     assert "Сетевое имя" in (err.fix or "")
+
+
+# --- every header cell mapped or reported (#14) --------------------------------------------------------
+
+def _look_alike(text: str, letters: str) -> str:
+    """`text` with each of `letters` (Cyrillic) typed as its Latin look-alike (or the reverse)."""
+    swap = dict(zip("аеорсхуіАЕОРСХУКМНТВ", "aeopcxyiAEOPCXYKMHTB", strict=True))
+    swap |= {v: k for k, v in swap.items()}
+    return "".join(swap[ch] if ch in letters else ch for ch in text)
+
+
+LATIN_SB = _look_alike("Наименование государственного органа", "а")  # every `а` Latin
+assert "государственного" not in LATIN_SB
+
+
+@pytest.mark.parametrize(("text", "field"), [
+    (LATIN_SB, "sb"),
+    (_look_alike("IP-адрес", "P"), "ip"),  # a Cyrillic Р in IP
+    (_look_alike("Сетевое имя рабочей станции", "ео"), "hostname"),
+    (_look_alike("Наименование операционной системы", "ео"), "os"),
+    (_look_alike("Физикалық орналасқан жері", "о"), "location"),
+    (_look_alike("Структурное подразделение", "ру"), "department"),
+    ("ОС", "os"), (_look_alike("ОС", "ОС"), "os"),  # Cyrillic, then all in Latin look-alikes
+])
+def test_confusables_are_folded_before_matching(text: str, field: str) -> None:
+    assert header_field(text) == field
+
+
+def test_section_row_with_confusables_is_recognised(tmp_path: Path) -> None:
+    header = list(HEADERS["ru"])
+    path = write_grid(tmp_path / "a.xlsx", {None: [
+        header,
+        [_look_alike("Локальная сеть внутреннего контура", "ру")],
+        [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10"],
+        [_look_alike("Локальная сеть внешнего контура", "ео")],
+        [2, SB, "ИТ", "каб. 2", "Петров", "web-1", "192.0.2.10", "Debian 12"],
+    ]})
+    appendix = check_rows([read_appendix(path)], PLAN, as_of=AS_OF)
+    assert appendix.rejected == ()  # not `outside_circuit`: the external section was read
+    assert [(o.hostname, o.circuit) for o in appendix.objects] == [("arm-1", "internal"), ("web-1", "external")]
+
+
+def test_another_sb_is_rejected_when_its_column_is_typed_with_a_latin_letter(tmp_path: Path) -> None:
+    header = list(HEADERS["ru"])
+    header[1] = LATIN_SB
+    path = write_grid(tmp_path / "a.xlsx", {"Внутренний контур": [
+        header,
+        [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10"],
+        [2, "Министерство финансов РК", "ИТ", "каб. 2", "Петров", "mf-1", "10.20.1.2", "Windows 10"],
+    ]})
+    appendix = check_rows([read_appendix(path)], PLAN, as_of=AS_OF)
+    assert [o.hostname for o in appendix.objects] == ["arm-1"]
+    assert [(r.reason, r.column) for r in appendix.rejected] == [("unknown_state_body", "B")]
+
+
+def test_an_unmapped_column_is_named_in_the_summary_and_the_report(tmp_path: Path) -> None:
+    from msib.inventory import build_inventory
+
+    header = [*HEADERS["ru"], "Инвентарный номер", "Примечание"]
+    path = write_grid(tmp_path / "a.xlsx", {"Внутренний контур": [
+        header, [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10", "123", "ok"],
+    ]})
+    (tmp_path / "site.yml").write_text(SITE_YAML)
+    result = build_inventory(tmp_path / "site.yml", [path], tmp_path / "inv", as_of=AS_OF)
+    assert result.unmapped_columns == (f"{path} [Внутренний контур] I 'Инвентарный номер'",
+                                       f"{path} [Внутренний контур] J 'Примечание'")
+    assert "columns not understood: " in result.summary() and "'Примечание'" in result.summary()
+    import json
+
+    sheet = json.loads((tmp_path / "inv" / "report.json").read_text())["sheets"][0]
+    assert sheet["unmapped_columns"] == [{"column": "I", "header": "Инвентарный номер"},
+                                         {"column": "J", "header": "Примечание"}]
+    md = (tmp_path / "inv" / "report.md").read_text()
+    assert "## Columns not understood" in md and "J `Примечание`" in md
+
+
+def test_a_missing_state_body_column_with_an_unmapped_one_is_unusable(tmp_path: Path) -> None:
+    header = list(HEADERS["ru"])
+    header[1] = "Госорг. (наим.)"  # understood by no pattern: the SB column cannot be told
+    path = write_grid(tmp_path / "a.xlsx", {"Внутренний контур": [
+        ["Сведения об объекте МСИБ"], [], header,
+        [1, "Министерство финансов РК", "ИТ", "каб. 1", "Иванов", "mf-1", "10.20.1.1", "Windows 10"],
+    ]})
+    with pytest.raises(InputError) as info:
+        read_appendix(path)
+    err = info.value
+    assert (err.file, err.where, err.exit_code) == (str(path), "sheet 'Внутренний контур'", 2)
+    assert "header row (row 3) has no state-body column" in err.message and "B 'Госорг. (наим.)'" in err.message
+
+
+def test_a_missing_ip_column_names_the_header_row(tmp_path: Path) -> None:
+    header = list(HEADERS["ru"])
+    header[6] = "Адрес узла"
+    path = write_grid(tmp_path / "a.xlsx", {"Лист1": [["Сведения"], header, [1, SB, "ИТ", "к", "И", "a-1", "x", "y"]]})
+    with pytest.raises(InputError) as info:
+        read_appendix(path)
+    assert info.value.where == "sheet 'Лист1'"
+    assert "best candidate, row 2, has" in info.value.message and "but no ip" in info.value.message
+    assert "G 'Адрес узла'" in info.value.message
+
+
+def test_lossy_cp1251_kazakh_headers_are_named_with_a_fix(tmp_path: Path) -> None:
+    lines = [";".join(HEADERS["kk"]), ";".join(["1", SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Win 10"])]
+    path = tmp_path / "kk.csv"
+    path.write_bytes("\r\n".join(lines).encode("cp1251", errors="replace"))
+    assert b"?" in path.read_bytes()  # what Excel's cp1251 export makes of ә, ң, қ, ұ ...
+    with pytest.raises(InputError) as info:
+        read_appendix(path)
+    assert "'?' where letters were" in info.value.message and "CSV UTF-8" in (info.value.fix or "")
+    assert info.value.exit_code == 2
+
+
+def test_totals_rows_are_footers_not_rejections(tmp_path: Path) -> None:
+    path = write_grid(tmp_path / "a.xlsx", {"Внутренний контур": [
+        HEADERS["ru"],
+        [1, SB, "ИТ", "каб. 1", "Иванов", "arm-1", "10.20.1.1", "Windows 10"],
+        [None, None, None, None, None, 1],  # a count alone in the hostname column
+        [None, "Итого:", None, None, None, 1],
+        [None, None, None, None, "Всего", "1 шт."],
+        [None, None, None, None, None, "Итого: 30"],
+    ]})
+    read = read_appendix(path)
+    assert [s.kind for s in read.skipped] == ["footer"] * 4
+    appendix = check_rows([read], PLAN, as_of=AS_OF)
+    assert appendix.rejected == () and [o.hostname for o in appendix.objects] == ["arm-1"]

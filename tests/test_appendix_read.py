@@ -154,3 +154,18 @@ def test_unusable_files_are_input_errors(name: str, content: bytes, words: str, 
 def test_missing_file_and_directory_are_input_errors(tmp_path: Path) -> None:
     assert "no such file" in str(_error(tmp_path / "nope.xlsx"))
     assert "directory" in str(_error(tmp_path))
+
+
+def test_large_sheets_read_row_by_row_give_the_same_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from msib.appendix import read as read_module
+
+    rows: list[list[object]] = [[], [None, "Сведения об объекте МСИБ"], [None, *HEADERS["ru"]],
+                                [None, "Локальная сеть внутреннего контура"]]
+    for i in range(6):
+        rows.append([None, i + 1, None if i else SB, "ИТ", "каб. 1", "Иванов", f"arm-{i}", f"10.20.1.{i + 1}", 7.0])
+    path = write_grid(tmp_path / "a.xlsx", {None: rows}, merges={None: ["C5:C10", "B4:I4"]})
+    usual = read_appendix(path)
+    monkeypatch.setattr(read_module, "_LEAN_CELLS", 0)  # every sheet counts as large
+    lean = read_appendix(path)
+    assert [t.rows for t in lean.tables] == [t.rows for t in usual.tables]
+    assert lean.skipped == usual.skipped and lean.sheets == usual.sheets

@@ -75,3 +75,20 @@ def test_os_table_examples_classify_as_their_entry(spelling: str, name: str) -> 
 def test_os_family_and_end_of_life_on_a_date(spelling: str, as_of: dt.date, family: str, eol: bool | None) -> None:
     info = classify_os(spelling, as_of)
     assert (info.family, info.eol) == (family, eol)
+
+
+# --- linear time whatever a cell holds (#14: a run of spaces made normalize_ip quadratic) -------------
+
+
+def test_pathological_cells_are_read_in_linear_time() -> None:
+    import sys
+    import time
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from bench_cells import CELLS
+
+    for what, make, read in CELLS:
+        t0 = time.perf_counter()
+        read(make(20_000))  # quadratic patterns took seconds here (57.7 s at 100,000 characters)
+        assert time.perf_counter() - t0 < 0.25, what

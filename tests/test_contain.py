@@ -66,6 +66,27 @@ def test_bad_target_is_an_input_error(text: str, why: str) -> None:
         ct.parse_target(text)
 
 
+@pytest.mark.parametrize(("text", "why"), [(" 198.18.32.100", "white space"), ("198.18.32.100 ", "white space"),
+                                           ("\t198.18.32.100", "white space"), ("198.18.32.100\n", "white space"),
+                                           ("198.18.32.0/024", "not the canonical form of 198.18.32.0/24")])
+def test_non_canonical_target_text_is_refused_not_trimmed(text: str, why: str) -> None:
+    with pytest.raises(InputError, match=why) as e:
+        ct.parse_target(text)
+    assert e.value.fix is not None and "give exactly 198.18.32." in e.value.fix
+
+
+@pytest.mark.parametrize("option", ["--ip", "--release"])
+def test_contain_with_a_padded_address_exits_2_and_writes_nothing(lab_inventory: Path, tmp_path: Path,
+                                                                  option: str) -> None:
+    audit = tmp_path / "audit.jsonl"
+    run = _msib("-i", str(lab_inventory), option, " 198.18.32.100", "--audit-log", str(audit))
+    assert run.returncode == 2, run.stderr
+    assert run.stdout == "" and "Traceback" not in run.stderr
+    assert "' 198.18.32.100' has white space around the address" in run.stderr
+    assert "give exactly 198.18.32.100" in run.stderr
+    assert not audit.exists()
+
+
 # --- refusals ------------------------------------------------------------------------------------------
 
 REFUSED = {

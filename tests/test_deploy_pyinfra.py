@@ -144,3 +144,22 @@ def test_a_host_that_fails_the_preflight_gets_no_operation(lab: contract.Invento
         "preflight": "@local is not a usable collector: the circuit has no networks"}
     assert _plan(lab, "fw-int-1", firewall_rollback_seconds=5) == {
         "preflight": "@local is not a usable nftables firewall: firewall_rollback_seconds must be 10 or more"}
+
+
+def test_site_plan_text_in_msib_vars_is_data_never_a_template(lab: contract.Inventory, tmp_path: Any) -> None:
+    """#14: `{{ lookup('pipe', ...) }}` in msib_* values runs nothing through the pyinfra deploys either:
+    msib's renderer takes them as data (the same check for the Ansible plugins: tests/test_ansible_plugins.py)."""
+    from msib import render
+
+    pwned = [tmp_path / "pwned-state-body", tmp_path / "pwned-peer"]
+    pipe = [f"{{{{ lookup('pipe', 'touch {p}') }}}}" for p in pwned]
+    siem = lab.vars["msib_siem"]
+    siem = {**siem, "syslog": {**siem["syslog"], "peer_name": pipe[1]}}
+    ops = _plan(lab, "col-int-1", msib_state_body=pipe[0], msib_siem=siem)
+    assert "msib collector | Write the rsyslog configuration" in ops  # rendered while pyinfra planned it
+    assert [p for p in pwned if p.exists()] == []
+    data = {**lab.appliance("col-int-1").vars, "msib_state_body": pipe[0], "msib_siem": siem,
+            "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
+    text = render.render("collector", "rsyslog.conf.j2", render.context("collector", data))
+    assert f'StreamDriverPermittedPeers="{pipe[1]}"' in text  # the text itself, as data
+    assert [p for p in pwned if p.exists()] == []

@@ -6,8 +6,9 @@ writes nothing (no inventory directory, no temporary directory left). Any other 
 traceback, fails the test with the input that caused it.
 
 The number of inputs is printed at the end of the module (`fuzz_readers: N generated inputs ...`);
-`MSIB_FUZZ_EXAMPLES` scales it (default 150 per strategy); `MSIB_FUZZ_RANDOM=1` draws new inputs each run
-(the default is a fixed, reproducible set).
+`MSIB_FUZZ_EXAMPLES` scales it (default 100 per strategy: about 800 inputs in the unit suite);
+`MSIB_FUZZ_RANDOM=1` draws new inputs each run (the default is a fixed, reproducible set). The long run
+of #14 (10,000+ inputs): ``bench/fuzz_readers.sh``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from msib.errors import InputError
 from msib.inventory import INVENTORY_FILES, build_inventory
 from msib.site import parse_site
 
-EXAMPLES = int(os.environ.get("MSIB_FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("MSIB_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("MSIB_FUZZ_RANDOM"), database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 AS_OF = dt.date(2025, 11, 1)
@@ -231,6 +232,100 @@ def damaged_xlsx(draw: st.DrawFn) -> tuple[str, bytes]:
 @given(damaged_xlsx())
 def test_damaged_xlsx(case: tuple[str, bytes]) -> None:
     _build("damaged_xlsx", *case)
+
+
+# --- hostile workbooks: references far apart or missing, formula errors, namespaces, OpenDocument repeats ----
+
+_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+
+
+def _letters(n: int) -> str:
+    out = ""
+    while n:
+        n, rem = divmod(n - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+@st.composite
+def hostile_xlsx(draw: st.DrawFn) -> tuple[str, bytes]:
+    """A workbook written part by part: a header, then cells whose references may be far apart, out of
+    order, missing, in other namespaces, or formula errors; a <dimension> that may say anything."""
+    prefix = draw(st.sampled_from(["", "", "x"]))
+    p = f"{prefix}:" if prefix else ""
+    rows = ["".join(f'<{p}c r="{_letters(i + 1)}1" t="inlineStr"><{p}is><{p}t>{h}</{p}t></{p}is></{p}c>'
+                    for i, h in enumerate(HEADERS[draw(st.sampled_from(["ru", "kk", "en"]))]))]
+    for _ in range(draw(st.integers(0, 12))):
+        row = draw(st.one_of(st.integers(2, 40), st.integers(1, 2_000_000)))
+        cells = []
+        for _ in range(draw(st.integers(0, 9))):
+            col = draw(st.one_of(st.integers(1, 10), st.integers(1, 20_000)))
+            ref = draw(st.sampled_from([f' r="{_letters(col)}{row}"', "", f' r="{_letters(col)}"', ' r="A0"']))
+            kind = draw(st.sampled_from(["s", "e", "n", "b"]))
+            value = {"s": draw(_CELL_TEXT.filter(lambda t: t.isprintable())), "e": draw(st.sampled_from(
+                ["#REF!", "#N/A", "#DIV/0!", "x"])), "n": str(draw(st.integers(-5, 10**9))), "b": "1"}[kind]
+            value = value.replace("&", "&amp;").replace("<", "&lt;")
+            if kind == "s":
+                cells.append(f'<{p}c{ref} t="inlineStr"><{p}is><{p}t>{value}</{p}t></{p}is></{p}c>')
+            else:
+                cells.append(f'<{p}c{ref} t="{kind}"><{p}v>{value}</{p}v></{p}c>')
+        attr = draw(st.sampled_from([f' r="{row}"', "", ' spans="1:8"']))
+        rows.append(f"<{p}row{attr}>" + "".join(cells) + f"</{p}row>")
+    rows[0] = f'<{p}row r="1">{rows[0]}</{p}row>'
+    dim = draw(st.sampled_from(["A1:H2", "A1:XFD1048576", "A1", ""]))
+    xmlns = f'xmlns:{prefix}="{_NS}"' if prefix else f'xmlns="{_NS}"'
+    sheet = (f'<?xml version="1.0" encoding="UTF-8"?><{p}worksheet {xmlns}><{p}dimension ref="{dim}"/>'
+             f'<{p}sheetData>{"".join(rows)}</{p}sheetData></{p}worksheet>')
+    with zipfile.ZipFile(io.BytesIO(VALID_XLSX)) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    members["xl/worksheets/sheet1.xml"] = sheet.encode("utf-8")
+    return "a.xlsx", _rezip(members)
+
+
+@FUZZ
+@given(hostile_xlsx())
+def test_hostile_xlsx(case: tuple[str, bytes]) -> None:
+    _build("hostile_xlsx", *case)
+
+
+_ODS_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+           'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+           'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"')
+
+
+@st.composite
+def hostile_ods(draw: st.DrawFn) -> tuple[str, bytes]:
+    """An OpenDocument spreadsheet whose rows and cells may repeat far (number-*-repeated)."""
+    def cell(text: str, repeat: int = 1, valued: bool = True) -> str:
+        kind = ' office:value-type="string"' if valued else ""
+        text = text.replace("&", "&amp;").replace("<", "&lt;")
+        return (f'<table:table-cell table:number-columns-repeated="{repeat}"{kind}><text:p>{text}</text:p>'
+                "</table:table-cell>")
+
+    rows = ["<table:table-row>" + "".join(cell(h) for h in HEADERS["ru"]) + "</table:table-row>"]
+    for _ in range(draw(st.integers(0, 8))):
+        repeat = draw(st.one_of(st.integers(1, 3), st.integers(1, 2_000_000)))
+        cells = "".join(cell(draw(_CELL_TEXT.filter(str.isprintable)), draw(st.one_of(
+            st.integers(1, 3), st.integers(1, 20_000))), draw(st.booleans())) for _ in range(draw(st.integers(0, 9))))
+        rows.append(f'<table:table-row table:number-rows-repeated="{repeat}">{cells}</table:table-row>')
+    content = (f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODS_NS} office:version="1.2">'
+               f'<office:body><office:spreadsheet><table:table table:name="Внутренний контур">{"".join(rows)}'
+               "</table:table></office:spreadsheet></office:body></office:document-content>")
+    manifest = ('<?xml version="1.0" encoding="UTF-8"?><manifest:manifest xmlns:manifest="urn:oasis:names:tc:'
+                'opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="/" manifest:media-type='
+                '"application/vnd.oasis.opendocument.spreadsheet"/></manifest:manifest>')
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet", zipfile.ZIP_STORED)
+        z.writestr("content.xml", content)
+        z.writestr("META-INF/manifest.xml", manifest)
+    return "a.ods", buf.getvalue()
+
+
+@FUZZ
+@given(hostile_ods())
+def test_hostile_ods(case: tuple[str, bytes]) -> None:
+    _build("hostile_ods", *case)
 
 
 # --- the site plan ----------------------------------------------------------------------------------

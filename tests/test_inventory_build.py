@@ -258,8 +258,11 @@ def test_report_md_for_a_person(site: Path, appendix: Path, tmp_path: Path) -> N
     assert "| internal | 3 | 2 | 1 | 0 | 0 | 2 | 1 |" in md  # objects, windows, linux, network, other, eol, unknown
     assert "| external | 1 | 0 | 1 | 0 | 0 | 0 | 0 |" in md
     assert "| Windows 7 | 2020-01-14 | 1 |" in md
-    assert f"| {appendix}, sheet Лист1, row 10 | G | `duplicate_ip` | 10.20.1.2 |" in md
-    assert f"| {appendix}, sheet Лист1, row 11 |  | `excluded` |  |" in md
+    from msib.escape import md_cell
+
+    where = md_cell(f"{appendix}, sheet Лист1")
+    assert f"| {where}, row 10 | G | `duplicate_ip` | 10.20.1.2 |" in md
+    assert f"| {where}, row 11 |  | `excluded` |  |" in md
 
 
 def test_site_json_is_the_plan_without_exclusions(site: Path, appendix: Path, tmp_path: Path) -> None:
@@ -482,3 +485,55 @@ def test_every_example_form_gives_the_same_inventory(name: str, tmp_path: Path) 
         return objects, reasons
 
     assert essence(tmp_path / "inv") == essence(EXAMPLES / "out")
+
+
+# --- private files; what a killed build leaves is removed by the next (#14) ------------------------------
+
+
+def test_inventory_is_written_owner_only(site: Path, appendix: Path, tmp_path: Path) -> None:
+    old = os.umask(0)  # whatever the umask: the files name people
+    try:
+        build_inventory(site, [appendix], tmp_path / "inv", as_of=AS_OF)
+        build_inventory(site, [appendix], tmp_path / "inv", as_of=AS_OF)  # replaced: the same modes
+    finally:
+        os.umask(old)
+    assert (tmp_path / "inv").stat().st_mode & 0o777 == 0o700
+    assert {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "inv").iterdir()} == dict.fromkeys(
+        INVENTORY_FILES, 0o600)
+
+
+KILLED_BUILD = """
+import sys, time
+from pathlib import Path
+from msib.inventory.writers import write_atomically
+
+def files():
+    yield "objects.json", b"x" * 5_000_000
+    yield "hosts.yml", b"y"
+    print("writing", flush=True)
+    time.sleep(120)
+    yield "site.json", b"{}"
+
+write_atomically(Path(sys.argv[1]), files())
+"""
+
+
+def test_a_killed_builds_temp_dir_is_removed_by_the_next_build(site: Path, appendix: Path, tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "inv"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_BUILD, str(out)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None and child.stdout.readline() == "writing\n"
+    stale = [p for p in tmp_path.iterdir() if p.name.startswith(".inv.")]
+    assert len(stale) == 1 and stale[0].name.endswith(".new")
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert stale[0].exists()  # what SIGKILL leaves behind
+    alive = tmp_path / f".inv.msib-{os.getpid()}-{writers._start_time(os.getpid())}.abc.new"  # a live build's
+    alive.mkdir()
+    foreign = tmp_path / ".inv.tmp1234.new"  # not named by msib
+    foreign.mkdir()
+    build_inventory(site, [appendix], out, as_of=AS_OF)
+    assert not stale[0].exists()
+    assert alive.exists() and foreign.exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(INVENTORY_FILES)

@@ -49,6 +49,17 @@ def test_rsyslog_string_escapes_quotes_and_backslashes() -> None:
     assert render.rsyslog_string('a "b" \\ c') == '"a \\"b\\" \\\\ c"'
 
 
+@pytest.mark.parametrize("transport", ["tls", "relp+tls"])
+def test_a_line_break_in_the_siem_host_cannot_reach_rsyslog_conf(transport: str) -> None:
+    """The site plan refuses it first (tests/test_site.py); the renderer refuses it too."""
+    hv = _host_vars("col-int-1", "collector")
+    syslog = {**hv["msib_siem"]["syslog"], "transport": transport, "peer_name": None,
+              "host": 'siem.example"\n*.* action(type="omfile" file="/tmp/pwned")\n#'}
+    hv["msib_siem"] = {**hv["msib_siem"], "syslog": syslog}
+    with pytest.raises(InputError, match="control characters"):
+        render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
+
+
 def test_yaml_list_is_a_quoted_flow_list() -> None:
     assert render.yaml_list(["198.18.16.0/20", "10.0.0.0/8"]) == '"[198.18.16.0/20,10.0.0.0/8]"'
 

@@ -35,6 +35,20 @@ def _error_shape(r: httpx.Response, status: int, code: int) -> dict[str, Any]:
     return body
 
 
+def _item_failure(r: httpx.Response, code: int, item: str) -> dict[str, Any]:
+    """Wazuh's answer when the one item of a call failed (siem.md): HTTP 200, JSON, `error` 1, the code
+    in `data.failed_items` -- never an HTTP error, never list text."""
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    body: dict[str, Any] = r.json()
+    assert body["error"] == 1
+    data = body["data"]
+    assert data["affected_items"] == [] and data["total_affected_items"] == 0 and data["total_failed_items"] == 1
+    (failed,) = data["failed_items"]
+    assert failed["error"]["code"] == code and failed["error"]["message"] and failed["id"] == [item]
+    return body
+
+
 def _add(c: httpx.Client, h: dict[str, str], name: str, ip: str = "10.0.0.1") -> httpx.Response:
     return c.post("/agents", json={"name": name, "ip": ip}, headers=h)
 
@@ -186,7 +200,7 @@ def test_delete_defaults_older_than_7d_so_a_new_agent_is_not_deleted(siem: LabSi
         assert [a["name"] for a in c.get("/agents", headers=h).json()["data"]["affected_items"]][1:] == ["lab-col-1"]
 
 
-def test_delete_without_purge_leaves_the_name_reserved(siem: LabSiem) -> None:
+def test_delete_without_purge_frees_the_name_as_wazuh_4_does(siem: LabSiem) -> None:
     h = _auth(siem)
     with siem.http() as c:
         _add(c, h, "lab-col-1")
@@ -195,7 +209,8 @@ def test_delete_without_purge_leaves_the_name_reserved(siem: LabSiem) -> None:
         assert body["error"] == 0 and body["data"]["affected_items"] == ["001"]
         listed = c.get("/agents", params={"search": "lab-col-1"}, headers=h).json()["data"]
         assert listed["total_affected_items"] == 0
-        _error_shape(_add(c, h, "lab-col-1"), 400, 1705)
+        again = _add(c, h, "lab-col-1")
+        assert again.status_code == 200 and again.json()["data"]["id"] == "002"
 
 
 def test_delete_with_purge_frees_the_name_and_ids_are_not_reused(siem: LabSiem) -> None:
@@ -215,7 +230,22 @@ def test_delete_of_the_manager_and_of_unknown_ids_fails_per_item(siem: LabSiem) 
                         headers=h).json()
     codes = {item["error"]["code"]: item["id"] for item in body["data"]["failed_items"]}
     assert codes == {1703: ["000"], 1701: ["099"]}
-    assert body["error"] == 2 and body["data"]["total_failed_items"] == 2
+    # none deleted: error 1 (siem.md: 0 all, 1 none, 2 some)
+    assert body["error"] == 1 and body["data"]["total_failed_items"] == 2
+    assert body["message"] == "No agents were deleted"
+
+
+def test_error_is_2_when_some_items_succeeded_and_some_failed(siem: LabSiem) -> None:
+    h = _auth(siem)
+    with siem.http() as c:
+        _add(c, h, "lab-col-1")
+        listed = c.get("/agents", params={"agents_list": "001,099"}, headers=h).json()
+        assert listed["error"] == 2 and listed["data"]["total_affected_items"] == 1
+        assert listed["data"]["failed_items"][0]["error"]["code"] == 1701
+        body = c.delete("/agents", params={"agents_list": "001,099", "status": "all", "older_than": "0s"},
+                        headers=h).json()
+    assert body["error"] == 2 and body["message"] == "Some agents were not deleted"
+    assert body["data"]["affected_items"] == ["001"] and body["data"]["failed_items"][0]["id"] == ["099"]
 
 
 def test_delete_with_a_status_filter_skips_other_statuses(siem: LabSiem) -> None:
@@ -235,9 +265,12 @@ def _put(c: httpx.Client, h: dict[str, str], name: str, text: str, **params: str
                  headers={**h, "Content-Type": "application/octet-stream"})
 
 
-def test_list_read_of_a_missing_list_is_404(siem: LabSiem) -> None:
+@pytest.mark.parametrize("raw", ["true", "false"])
+def test_list_read_of_a_missing_list_is_200_with_error_1_and_code_1802(siem: LabSiem, raw: str) -> None:
     with siem.http() as c:
-        _error_shape(c.get("/lists/files/msib-lab-objects", params={"raw": "true"}, headers=_auth(siem)), 404, 1802)
+        r = c.get("/lists/files/msib-lab-objects", params={"raw": raw}, headers=_auth(siem))
+    body = _item_failure(r, 1802, "msib-lab-objects")
+    assert body["data"]["failed_items"][0]["error"]["message"] == "Lists file not found"
 
 
 def test_list_publish_read_overwrite_and_delete(siem: LabSiem) -> None:
@@ -245,16 +278,23 @@ def test_list_publish_read_overwrite_and_delete(siem: LabSiem) -> None:
     text = '10.0.0.5:pc5,internal,windows\n"2001:db8::5":srv,external,linux\n'
     with siem.http() as c:
         r = _put(c, h, "msib-lab-objects", text)
-        assert r.status_code == 200 and r.json()["data"]["affected_items"] == ["msib-lab-objects"]
+        assert r.status_code == 200 and r.json()["error"] == 0
+        assert r.json()["data"]["affected_items"] == ["etc/lists/msib-lab-objects"]  # Wazuh's relative path
         got = c.get("/lists/files/msib-lab-objects", params={"raw": "true"}, headers=h)
-        assert got.status_code == 200 and got.text == text
-        _error_shape(_put(c, h, "msib-lab-objects", "10.0.0.6:x,internal,linux\n"), 400, 1905)
-        assert _put(c, h, "msib-lab-objects", "10.0.0.6:x,internal,linux\n", overwrite="true").status_code == 200
+        assert got.status_code == 200 and got.text == text and got.headers["content-type"].startswith("text/plain")
+        # without overwrite over an existing file: 200, error 1, code 1905, and the file unchanged
+        _item_failure(_put(c, h, "msib-lab-objects", "10.0.0.6:x,internal,linux\n"), 1905,
+                      "etc/lists/msib-lab-objects")
+        assert c.get("/lists/files/msib-lab-objects", params={"raw": "true"}, headers=h).text == text
+        assert _put(c, h, "msib-lab-objects", "10.0.0.6:x,internal,linux\n", overwrite="true").json()["error"] == 0
         assert c.get("/lists/files/msib-lab-objects", params={"raw": "true"}, headers=h).text == (
             "10.0.0.6:x,internal,linux\n")
         d = c.delete("/lists/files/msib-lab-objects", headers=h)
-        assert d.status_code == 200 and d.json()["data"]["affected_items"] == ["msib-lab-objects"]
-        _error_shape(c.delete("/lists/files/msib-lab-objects", headers=h), 404, 1906)
+        assert d.status_code == 200 and d.json()["error"] == 0
+        assert d.json()["data"]["affected_items"] == ["etc/lists/msib-lab-objects"]
+        _item_failure(c.delete("/lists/files/msib-lab-objects", headers=h), 1906, "etc/lists/msib-lab-objects")
+        # a deleted list's name is free again: a PUT without overwrite creates it
+        assert _put(c, h, "msib-lab-objects", text).json()["error"] == 0
 
 
 def test_list_publish_needs_octet_stream_and_key_value_lines(siem: LabSiem) -> None:
@@ -262,7 +302,9 @@ def test_list_publish_needs_octet_stream_and_key_value_lines(siem: LabSiem) -> N
     with siem.http() as c:
         r = c.put("/lists/files/l1", content=b"a:b\n", headers={**h, "Content-Type": "application/json"})
         _error_shape(r, 406, 6002)
-        _error_shape(_put(c, h, "l1", "no colon here\n"), 400, 1800)
+        body = _item_failure(_put(c, h, "l1", "no colon here\n"), 1800, "etc/lists/l1")
+        assert body["data"]["failed_items"][0]["error"]["message"] == "Bad format in CDB list etc/lists/l1"
+        _item_failure(c.get("/lists/files/l1", params={"raw": "true"}, headers=h), 1802, "l1")  # nothing stored
 
 
 def test_a_body_over_max_upload_size_is_413(tmp_path: Path) -> None:
@@ -323,7 +365,7 @@ def test_stats_count_reads_writes_and_logins(siem: LabSiem) -> None:
 # --- persistence ----------------------------------------------------------------------------------
 
 
-def test_agents_lists_and_reserved_names_survive_a_restart(siem: LabSiem) -> None:
+def test_agents_lists_and_used_ids_survive_a_restart(siem: LabSiem) -> None:
     h = _auth(siem)
     with siem.http() as c:
         _add(c, h, "lab-col-1", "10.0.0.1")
@@ -334,7 +376,7 @@ def test_agents_lists_and_reserved_names_survive_a_restart(siem: LabSiem) -> Non
     h = _auth(siem)
     with siem.http() as c:
         assert [a["name"] for a in c.get("/agents", headers=h).json()["data"]["affected_items"]][1:] == ["lab-col-1"]
-        _error_shape(_add(c, h, "lab-fw-1"), 400, 1705)
+        _error_shape(_add(c, h, "lab-col-1"), 400, 1705)
         assert c.get("/lists/files/msib-lab-objects", params={"raw": "true"}, headers=h).text == (
             "10.0.0.5:pc5,internal,windows\n")
-        assert _add(c, h, "lab-ids-1").json()["data"]["id"] == "003"
+        assert _add(c, h, "lab-ids-1").json()["data"]["id"] == "003"  # IDs are never reused

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
+from data.appendix_forms import SB as SB_NAME
 from data.appendix_forms import SITE_YAML
 from msib.errors import InputError
 from msib.site import json_schema, json_schema_text, load_site, parse_site
@@ -67,7 +68,7 @@ def test_schema_accepts_the_plans_the_model_accepts() -> None:
         ({"colour": "blue"}, "colour", "unknown key"),
         ({"circuits__internal__appliances__0__adress": "10.20.250.10"}, "circuits.internal.appliances[0].adress",
          "unknown key"),
-        ({"code": "MCRI!"}, "code", "pattern"),
+        ({"code": "MCRI!"}, "code", "is not an SB code"),
         ({"circuits__internal__appliances__0__role": "router"}, "circuits.internal.appliances[0].role", "'collector'"),
         ({"circuits__external__networks": ["192.0.2.0/24", "10.20.128.0/17"]}, "circuits.internal.networks",
          "overlaps circuits.external.networks"),
@@ -139,3 +140,101 @@ def test_cli_validate_ok_and_one_line_error(tmp_path: Path) -> None:
     assert len(lines) == 1
     assert lines[0].startswith(f"error: {bad}: ")
     assert "outside the circuit" in lines[0]
+
+
+# --- hostile strings (#14 item 20): nothing reaches a config file or a template unchecked ------------
+
+#: the line a newline in siem.syslog.host would add to rsyslog.conf
+INJECTED = 'siem.example"\n*.* action(type="omfile" file="/tmp/pwned")\n#'
+PIPE = "{{ lookup('pipe', 'touch /tmp/pwned') }}"
+
+HOSTILE = [
+    ({"siem__syslog__host": INJECTED}, "siem.syslog.host", "U+000A (a line break)"),
+    ({"siem__syslog__host": "siem.example rsyslog"}, "siem.syslog.host", "is not a host name or an IP address"),
+    ({"siem__syslog__host": "fe80::1::2"}, "siem.syslog.host", "neither a host name nor an IPv6 address"),
+    ({"siem__syslog__peer_name": "siem\r.example"}, "siem.syslog.peer_name", "U+000D (a carriage return)"),
+    ({"siem__api__url": "https://siem.example:8443/\nx"}, "siem.api.url", "U+000A"),
+    ({"siem__api__url": 'https://siem.example:8443/" x'}, "siem.api.url", "is not an https:// URL"),
+    ({"siem__api__url": "https://" + PIPE}, "siem.api.url", "is not an https:// URL"),
+    ({"siem__api__driver": "wa\nzuh"}, "siem.api.driver", "U+000A"),
+    ({"siem__api__ca_file": PIPE}, "siem.api.ca_file", "is not a file path"),
+    ({"siem__ca_file": "ca\n.pem"}, "siem.ca_file", "U+000A"),
+    ({"management__package_proxy": 'http://10.20.250.5:3142"; Acquire::X "1'}, "management.package_proxy",
+     "is not an http(s):// proxy URL"),
+    ({"management__known_hosts": "known hosts"}, "management.known_hosts", "is not a file path"),
+    ({"management__known_hosts": PIPE}, "management.known_hosts", "is not a file path"),
+    ({"state_body": "МЦРИАП\nline two"}, "state_body", "U+000A (a line break)"),
+    ({"state_body": "МЦРИАП\x00"}, "state_body", "U+0000 (a NUL byte)"),
+    ({"state_body": "МЦ\u202eРИАП"}, "state_body", "U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+    ({"state_body": "\x1b]0;pwned\x07"}, "state_body", "U+001B"),
+    ({"state_body": "x" * 501}, "state_body", "at most 500 characters"),
+    ({"aliases": ["МЦРИАП РК", "two\nlines"]}, "aliases[1]", "U+000A"),
+    ({"excluded__0": {"hostname": "kgs\n-*", "reason": "classified_system"}}, "excluded[0].hostname", "U+000A"),
+    ({"code": "mcri.kz"}, "code", "never '.'"),
+    ({"code": "-mcri"}, "code", "is not an SB code"),
+    ({"code": "mcri-"}, "code", "is not an SB code"),
+    ({"code": "m"}, "code", "is not an SB code"),
+    ({"code": "m" * 33}, "code", "is not an SB code"),
+    ({"circuits__internal__appliances__0__name": "col.int"}, "circuits.internal.appliances[0].name",
+     "is not an appliance name"),
+    ({"circuits__internal__appliances__1__capture_interface": "et\nh1"}, "circuits.internal.appliances[1]"
+     ".capture_interface", "U+000A"),
+    ({"management__ssh_user": "msib;id"}, "management.ssh_user", "is not a login name"),
+]
+
+
+@pytest.mark.parametrize(("changes", "where", "words"), HOSTILE, ids=[h[1] + ":" + h[2][:20] for h in HOSTILE])
+def test_hostile_strings_are_refused_by_the_model_and_the_schema(changes: dict[str, Any], where: str,
+                                                                 words: str) -> None:
+    data = _plan(**changes)
+    with pytest.raises(InputError) as info:
+        parse_site(data, "site.yml")
+    err = info.value
+    assert (err.file, err.where) == ("site.yml", where)
+    assert words in f"{err.message} ({err.fix})", err
+    assert err.fix and err.exit_code == 2
+    assert "\n" not in str(err) and "\x1b" not in str(err)  # the error line itself stays one clean line
+    if "IPv6" in words:  # JSON Schema has no IPv6 parser: the model checks what the pattern lets through
+        return
+    # (values end without a newline: Python's `$` matches before one, ECMA-262's and the model's do not)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(data, json_schema())
+
+
+@pytest.mark.parametrize("changes", [
+    {"siem__syslog__host": "198.19.0.10"}, {"siem__syslog__host": "2001:db8::10"},
+    {"siem__syslog__host": "siem-1.soc.example.kz"}, {"siem__syslog__peer_name": "siem.lab.msib"},
+    {"siem__api__url": "https://[2001:db8::10]:55000/"}, {"siem__api__url": "https://198.18.0.10:55000"},
+    {"management__package_proxy": "http://[2001:db8::5]:3142/"}, {"siem__ca_file": "../pki/ca.pem"},
+    {"state_body": "«Қазақстан» Республикасы — Министерство (МЦРИАП), №1; 100% {x}"},
+    {"state_body": PIPE},  # free text is data: accepted here, never templated (tests/test_templating_safety.py)
+    {"code": "mcri-kz"}, {"code": "ab"},
+])
+def test_ordinary_values_stay_valid(changes: dict[str, Any]) -> None:
+    data = _plan(**changes)
+    parse_site(data, "site.yml")
+    jsonschema.validate(data, json_schema())
+
+
+def test_rsyslog_injection_is_refused_before_any_file_is_written(tmp_path: Path) -> None:
+    """`msib site validate` and `msib inventory build` refuse the plan; nothing reaches rsyslog.conf."""
+    site = tmp_path / "site.yml"
+    site.write_text(yaml.safe_dump(_plan(siem__syslog__host=INJECTED), allow_unicode=True))
+    proc = _cli("site", "validate", site)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "siem.syslog.host" in line and "U+000A (a line break)" in line and "give a DNS name" in line
+    appendix = tmp_path / "appendix.csv"
+    appendix.write_text("Наименование ГО,IP-адрес,Имя хоста\n" + SB_NAME + ",10.20.1.5,pc5\n", encoding="utf-8")
+    out = tmp_path / "inv"
+    build = _cli("inventory", "build", appendix, "--site", site, "--out", out)
+    assert build.returncode == 2 and "siem.syslog.host" in build.stderr and "Traceback" not in build.stderr
+    assert not out.exists()
+
+
+def test_an_error_naming_a_key_with_a_line_break_stays_one_line() -> None:
+    data = yaml.safe_load(SITE_YAML)
+    data["a\nb"] = 1  # found by the fuzz run of #14
+    with pytest.raises(InputError) as info:
+        parse_site(data, "site.yml")
+    assert "\n" not in str(info.value) and info.value.where == "'a\\nb'"

@@ -98,12 +98,19 @@ def port_set(ports: Iterable[Any]) -> str:
 
 
 def rsyslog_string(value: Any) -> str:
-    """A double-quoted RainerScript string literal, with backslash and quote escaped.
+    """A double-quoted RainerScript string literal, with backslash and quote escaped; refuses control
+    characters (a line break would end the statement and start one of the value's own).
 
     >>> rsyslog_string('a "b" \\\\ c')
     '"a \\\\"b\\\\" \\\\\\\\ c"'
+    >>> rsyslog_string('siem"\\n*.* /tmp/x')
+    Traceback (most recent call last):
+    ...
+    ValueError: rsyslog_string: control characters in 'siem"\\n*.* /tmp/x'
     """
     text = str(value)
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text):
+        raise ValueError(f"rsyslog_string: control characters in {text!r}")
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 

@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import tempfile
@@ -22,6 +21,9 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from msib.checks import CheckResult, CheckRun
+from msib.escape import html_text as _e
+from msib.escape import md_cell as _md_cell
+from msib.escape import md_code, md_fence, xml_text
 
 SEVERITY_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3}
 _LABEL = {"passed": "PASS", "failed": "FAIL", "error": "ERROR"}
@@ -56,30 +58,34 @@ def findings(run: CheckRun) -> list[CheckResult]:
 
 def junit_xml(run: CheckRun) -> str:
     """JUnit XML: one testsuite per host, one testcase per check (classname = host.role)."""
+    x = xml_text
     suites = ET.Element("testsuites", name="msib check", tests=str(len(run.results)),
                         failures=str(run.counts()["failed"]), errors=str(run.counts()["errors"]),
                         time=f"{run.finished - run.started:.3f}")
     for host in run.hosts:
         results = run.by_host().get(host.name, [])
-        suite = ET.SubElement(suites, "testsuite", name=host.name, hostname=host.address,
+        suite = ET.SubElement(suites, "testsuite", name=x(host.name), hostname=x(host.address),
                               tests=str(len(results)),
                               failures=str(sum(r.outcome == "failed" for r in results)),
                               errors=str(sum(r.outcome == "error" for r in results)), skipped="0",
                               time=f"{sum(r.duration_s for r in results):.3f}", timestamp=_when(run.started))
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="role", value=host.role)
-        ET.SubElement(props, "property", name="inventory", value=run.inventory)
+        ET.SubElement(props, "property", name="role", value=x(host.role))
+        ET.SubElement(props, "property", name="inventory", value=x(run.inventory))
         for r in results:
-            case = ET.SubElement(suite, "testcase", classname=f"{host.name}.{host.role}",
-                                 name=f"{r.check_id} {r.title}", time=f"{r.duration_s:.3f}")
+            case = ET.SubElement(suite, "testcase", classname=x(f"{host.name}.{host.role}"),
+                                 name=x(f"{r.check_id} {r.title}"), time=f"{r.duration_s:.3f}")
             cprops = ET.SubElement(case, "properties")
             for key, value in (("id", r.check_id), ("severity", r.severity), ("clause", r.clause)):
-                ET.SubElement(cprops, "property", name=key, value=value)
+                ET.SubElement(cprops, "property", name=key, value=x(value))
+            evidence = x(r.evidence)
             if r.outcome == "failed":
-                ET.SubElement(case, "failure", message=_last_line(r.evidence), type=r.severity).text = r.evidence
+                ET.SubElement(case, "failure", message=x(_last_line(r.evidence), newlines=False),
+                              type=x(r.severity)).text = evidence
             elif r.outcome == "error":
-                ET.SubElement(case, "error", message=_last_line(r.evidence), type="error").text = r.evidence
-            ET.SubElement(case, "system-out").text = r.evidence
+                ET.SubElement(case, "error", message=x(_last_line(r.evidence), newlines=False),
+                              type="error").text = evidence
+            ET.SubElement(case, "system-out").text = evidence
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
@@ -92,16 +98,12 @@ def _last_line(text: str) -> str:
 # --- Markdown -------------------------------------------------------------------------------------
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
-
-
 def markdown(run: CheckRun) -> str:
     """The report as Markdown (for a ticket or a wiki page)."""
     c = run.counts()
     verdict = "PASSED" if run.exit_code() == 0 else ("ERRORS" if c["errors"] else "FAILED")
     out = [f"# msib compliance report: {verdict}", "",
-           f"- inventory: `{run.inventory}`",
+           f"- inventory: {md_code(run.inventory)}",
            f"- run: {_when(run.started)}, {run.finished - run.started:.1f} s, {len(run.hosts)} hosts",
            f"- **passed {c['passed']}, failed {c['failed']}, errors {c['errors']}**", ""]
     bad = findings(run)
@@ -110,18 +112,21 @@ def markdown(run: CheckRun) -> str:
         out += ["None: every check passed on every host.", ""]
     else:
         out += ["| host | check | severity | result | evidence |", "|---|---|---|---|---|"]
-        out += [f"| {r.host} | {r.check_id} {_md_cell(r.title)} | {r.severity} | {_LABEL[r.outcome]} | "
+        out += [f"| {_md_cell(r.host)} | {_md_cell(r.check_id)} {_md_cell(r.title)} | {_md_cell(r.severity)} | "
+                f"{_LABEL[r.outcome]} | "
                 f"{_md_cell(_last_line(r.evidence))} |" for r in bad]
         out.append("")
     for host in run.hosts:
         results = run.by_host().get(host.name, [])
-        out += [f"## {host.name} ({host.role}, {host.address})", "",
+        out += [f"## {_md_cell(host.name)} ({_md_cell(host.role)}, {_md_cell(host.address)})", "",
                 "| check | title | severity | result |", "|---|---|---|---|"]
-        out += [f"| {r.check_id} | {_md_cell(r.title)} | {r.severity} | {_LABEL[r.outcome]} |" for r in results]
+        out += [f"| {_md_cell(r.check_id)} | {_md_cell(r.title)} | {_md_cell(r.severity)} | {_LABEL[r.outcome]} |"
+                for r in results]
         out.append("")
         for r in results:
-            out += [f"### {host.name}: {r.check_id} {_LABEL[r.outcome]}", "", f"{r.title}. *Why:* {r.clause}", "",
-                    "```", r.evidence or "(no evidence recorded)", "```", ""]
+            out += [f"### {_md_cell(host.name)}: {_md_cell(r.check_id)} {_LABEL[r.outcome]}", "",
+                    f"{_md_cell(r.title)}. *Why:* {_md_cell(r.clause)}", "",
+                    *md_fence(r.evidence, empty="(no evidence recorded)"), ""]
     return "\n".join(out)
 
 
@@ -148,10 +153,6 @@ font-size:12px}
 .clause{color:#57606a;font-size:13px}
 @media print{details{display:block}details>summary{display:none}}
 """
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
 
 
 def html_report(run: CheckRun) -> str:

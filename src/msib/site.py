@@ -15,17 +15,19 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from msib.circuits import CIRCUITS as CIRCUITS
+from msib.circuits import CircuitName as CircuitName
 from msib.errors import InputError
 
 Role = Literal["collector", "ids_sensor", "firewall"]
-CircuitName = Literal["internal", "external"]
 ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
 SyslogTransport = Literal["tls", "relp+tls"]
 # the Debian releases of msib.releases (src/msib/data/debian_releases.yml)
@@ -34,9 +36,54 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ROLES: tuple[Role, ...] = ("collector", "ids_sensor", "firewall")
-CIRCUITS: tuple[CircuitName, ...] = ("internal", "external")
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+# Every site-plan string ends up in a config file, a template context or an inventory, so each
+# has a pattern (in the model and in the published JSON Schema alike; the escapes below mean the
+# same to Python, to pydantic's regex engine and to ECMA-262 validators in editors).
+#: control characters (C0, DEL, C1), line and paragraph separators, and the invisible format
+#: characters that reorder or hide text (bidi overrides and marks, zero-width, soft hyphen, BOM)
+_CONTROL = r"\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff"
+#: free text (the SB's name): anything printable, on one line
+FREE_TEXT_PATTERN = rf"^[^{_CONTROL}]+$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: a DNS name (dotted IPv4 addresses match too)
+DNS_NAME_PATTERN = rf"^{_LABEL}(?:\.{_LABEL})*$"
+#: a DNS name, an IPv4 or an IPv6 address (checked again by :func:`_host`)
+HOST_PATTERN = rf"^(?:{_LABEL}(?:\.{_LABEL})*|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$"
+_URL_HOST = rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9A-Fa-f:.]+\])"
+#: the SIEM API: https, a host, a port, a plain path
+API_URL_PATTERN = rf"^https://{_URL_HOST}(?::[0-9]{{1,5}})?(?:/[A-Za-z0-9._~/-]*)?$"
+#: an apt proxy: http(s), a host, a port
+PROXY_URL_PATTERN = rf"^https?://{_URL_HOST}(?::[0-9]{{1,5}})?/?$"
+#: a file on the controller (relative to the site plan): no spaces, quotes, braces or controls
+PATH_PATTERN = r"^[A-Za-z0-9._/+@~-]{1,1024}$"
+#: a hostname pattern of an exclusion (fnmatch): no white space, no controls
+GLOB_PATTERN = rf"^[^\s{_CONTROL}]+$"
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+INTERFACE_PATTERN = r"^[a-zA-Z0-9_.-]{1,15}$"
+PLATFORM_PATTERN = r"^[a-z0-9_]{1,64}$"
+DRIVER_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+#: an SB code is a DNS label of 2..32 characters (fleet.md): letters, digits and inner hyphens,
+#: never a '.', which is what makes `<code>.<appliance>` name exactly one SB at the SIEM
+SB_CODE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$"
+FreeText = Annotated[str, Field(min_length=1, max_length=500, pattern=FREE_TEXT_PATTERN)]
+FilePath = Annotated[str, Field(pattern=PATH_PATTERN)]
+
+
+def _host(value: str) -> str:
+    if ":" in value:
+        try:
+            ipaddress.IPv6Address(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is neither a host name nor an IPv6 address") from None
+    return value
+
+
+Host = Annotated[str, Field(max_length=253, pattern=HOST_PATTERN), AfterValidator(_host)]
+DnsName = Annotated[str, Field(max_length=253, pattern=DNS_NAME_PATTERN)]
 
 
 class _Strict(BaseModel):
@@ -48,26 +95,26 @@ class _Strict(BaseModel):
 class SyslogEndpoint(_Strict):
     """Where collectors relay events: the SIEM's syslog receiver."""
 
-    host: str = Field(min_length=1)
+    host: Host
     port: int = Field(default=6514, ge=1, le=65535)
     transport: SyslogTransport = "tls"
     # the name the SIEM's certificate carries, when it differs from `host`
-    peer_name: str | None = None
+    peer_name: DnsName | None = None
 
 
 class SiemApi(_Strict):
     """The SIEM's management API (registration of sources)."""
 
-    url: str = Field(pattern=r"^https://")
-    driver: str = "wazuh"
-    ca_file: str | None = None
+    url: str = Field(max_length=2048, pattern=API_URL_PATTERN)
+    driver: str = Field(default="wazuh", pattern=DRIVER_PATTERN)
+    ca_file: FilePath | None = None
 
 
 class Siem(_Strict):
     syslog: SyslogEndpoint
     api: SiemApi | None = None
     # CA that signed the SIEM's certificates (syslog and API), relative to the site plan
-    ca_file: str | None = None
+    ca_file: FilePath | None = None
 
 
 class Appliance(_Strict):
@@ -82,9 +129,9 @@ class Appliance(_Strict):
     # firewalls: the address on the uplink towards the SIEM
     uplink_address: IPAddress | None = None
     # ids_sensor: the interface that sees the circuit's traffic (SPAN port)
-    capture_interface: str | None = Field(default=None, pattern=r"^[a-zA-Z0-9_.-]{1,15}$")
+    capture_interface: str | None = Field(default=None, pattern=INTERFACE_PATTERN)
     # firewall: "nftables" (Linux appliance) or a netmiko device_type (vendor device)
-    platform: str | None = Field(default=None, pattern=r"^[a-z0-9_]+$")
+    platform: str | None = Field(default=None, pattern=PLATFORM_PATTERN)
     # SSH port of the management address
     port: int = Field(default=22, ge=1, le=65535)
     # Linux appliances: the Debian release it runs (the lab builds it so; msib check compares)
@@ -156,7 +203,7 @@ class Exclusion(_Strict):
     """Out of scope by the Rules: never in an inventory, never registered, never connected to."""
 
     network: IPNetwork | None = None
-    hostname: str | None = Field(default=None, min_length=1)
+    hostname: str | None = Field(default=None, max_length=253, pattern=GLOB_PATTERN)
     reason: ExclusionReason
 
     @model_validator(mode="after")
@@ -182,21 +229,22 @@ class Management(_Strict):
     """How msib reaches the appliances."""
 
     # apt proxy the appliances use (a closed circuit has no other way to updates)
-    package_proxy: str | None = Field(default=None, pattern=r"^https?://")
+    package_proxy: str | None = Field(default=None, max_length=2048, pattern=PROXY_URL_PATTERN)
     # user msib logs in as; not root means privilege escalation with sudo
-    ssh_user: str = Field(default="msib", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    ssh_user: str = Field(default="msib", pattern=USER_PATTERN)
     # where msib connects from: the management path every firewall keeps open first
     controllers: list[IPNetwork] = Field(default_factory=list)
     # known_hosts of the site (relative to the site plan); first contact is an explicit step
-    known_hosts: str | None = None
+    known_hosts: FilePath | None = None
 
 
 class SitePlan(_Strict):
     """One state body's site plan."""
 
-    state_body: str = Field(min_length=1)
-    aliases: list[str] = Field(default_factory=list)
-    code: str = Field(pattern=r"^[a-z0-9-]{2,32}$")
+    # free text: printable, one line; it reaches the inventory as data and is never templated
+    state_body: FreeText
+    aliases: list[FreeText] = Field(default_factory=list)
+    code: str = Field(pattern=SB_CODE_PATTERN)
     siem: Siem
     circuits: dict[CircuitName, Circuit] = Field(min_length=1)
     excluded: list[Exclusion] = Field(default_factory=list)
@@ -279,7 +327,8 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            out += ("." if out else "") + (text if text.isprintable() else repr(text))  # one line, always
     return out or "(top level)"
 
 
@@ -288,6 +337,46 @@ _FIXES = {
     "missing": "add the key",
     "literal_error": "use one of the allowed values",
 }
+
+
+#: what a value of each pattern is, and how to write one (for errors a person can act on)
+_PATTERN_HELP: dict[str, tuple[str, str]] = {
+    FREE_TEXT_PATTERN: ("text on one line", "remove line breaks, control and invisible formatting characters"),
+    HOST_PATTERN: ("a host name or an IP address",
+                   "give a DNS name (letters, digits, '-' and '.') or an IP address, nothing else on the line"),
+    DNS_NAME_PATTERN: ("a DNS name", "give letters, digits, '-' and '.' only"),
+    API_URL_PATTERN: ("an https:// URL of a host", "give https://HOST[:PORT][/PATH], no spaces, quotes or query"),
+    PROXY_URL_PATTERN: ("an http(s):// proxy URL", "give http://HOST:PORT, no path, spaces, quotes or ';'"),
+    PATH_PATTERN: ("a file path msib can pass on safely",
+                   "use letters, digits and . _ / + @ ~ - only (no spaces, quotes, braces or line breaks)"),
+    GLOB_PATTERN: ("a hostname pattern", "give a name or a pattern such as kgs-*, without spaces or controls"),
+    NAME_PATTERN: ("an appliance name", "up to 32 characters: a-z, 0-9 and '-', starting with a letter or digit"),
+    INTERFACE_PATTERN: ("a network interface name", "up to 15 characters: letters, digits, '_', '.' and '-'"),
+    PLATFORM_PATTERN: ("a platform", "nftables, or a netmiko device_type such as cisco_ios"),
+    DRIVER_PATTERN: ("a SIEM driver name", "use wazuh"),
+    USER_PATTERN: ("a login name", "up to 32 characters: a-z, 0-9, '_' and '-', not starting with a digit"),
+    SB_CODE_PATTERN: ("an SB code", "a DNS label of 2..32 characters: a-z, 0-9 and '-' inside (never '.', which "
+                                    "separates the SB code from the appliance name at the SIEM)"),
+}
+_BAD_CHAR = re.compile(rf"[{_CONTROL}]")
+_CHAR_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\x00": "a NUL byte"}
+
+
+def _show(value: Any) -> str:
+    """A value for an error line: repr (line breaks and controls escaped), shortened."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pattern_message(value: Any, pattern: str) -> tuple[str, str]:
+    what, fix = _PATTERN_HELP[pattern]
+    bad = _BAD_CHAR.search(value) if isinstance(value, str) else None
+    if bad is not None:
+        char = bad.group()
+        name = _CHAR_NAMES.get(char) or unicodedata.name(char, "a control character")
+        return (f"{_show(value)} holds U+{ord(char):04X} ({name}) "
+                f"at character {bad.start() + 1}: it must be {what}", fix)
+    return f"{_show(value)} is not {what}", fix
 
 
 _LEADING_KEY_PATH = re.compile(r"^(?P<where>[a-z_]+(?:\.[a-z_]+|\[\d+\])+)(?::\s*|\s+)(?P<message>.+)$", re.S)
@@ -307,17 +396,18 @@ def parse_site(data: Any, file: str) -> SitePlan:
         err = exc.errors()[0]
         loc = tuple(p for p in err["loc"] if not str(p).startswith("function-"))
         msg = str(err["msg"]).removeprefix("Value error, ")
+        fix = _FIXES.get(err["type"], "correct the value")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+        elif err["type"] == "string_pattern_mismatch":
+            msg, fix = _pattern_message(err.get("input"), str(err.get("ctx", {}).get("pattern", "")))
         lead = _LEADING_KEY_PATH.match(msg) if not loc else None
         if lead:  # a rule across keys names its key path first: make that the place
             where = lead["where"]
             more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
             raise InputError(file, lead["message"] + more, where=where, fix="correct the value") from None
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise InputError(
-            file, msg + more, where=_key_path(loc), fix=_FIXES.get(err["type"], "correct the value")
-        ) from None
+        raise InputError(file, msg + more, where=_key_path(loc), fix=fix) from None
 
 
 def load_site(path: str | Path) -> SitePlan:

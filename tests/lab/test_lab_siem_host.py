@@ -13,6 +13,10 @@ import pytest
 from msib.lab import Lab
 from msib.lab.pki import LabCA
 from msib.lab.siem.host import EVENTS_DIR, endpoints
+from msib.secrets import Secret
+from msib.siem.credentials import Credentials
+from msib.siem.wazuh import WazuhDriver
+from siem_helpers import PREFIX_PAIR, empty_sbs, prefix_pair_scenario
 
 pytestmark = pytest.mark.lab
 
@@ -76,3 +80,17 @@ def test_siem_api_is_refused_with_another_ca(lab: Lab, tmp_path) -> None:  # typ
         httpx.get(f"{endpoints(lab).api_url}/", verify=ssl.create_default_context(cafile=other.cert_path))
     assert isinstance(err.value.__context__, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
         err.value)
+
+
+def test_sync_of_mcri_and_mcri_kz_on_the_lab_siem_host(lab: Lab, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """#14: SB codes that are prefixes of each other, both directions, against the lab's SIEM host."""
+    ep = endpoints(lab)
+    user, password = _creds(lab)
+
+    def driver() -> WazuhDriver:
+        return WazuhDriver(ep.api_url, Credentials(user, Secret(password)), ca_file=ep.ca_file)
+
+    for first in PREFIX_PAIR:
+        empty_sbs(driver, tmp_path / f"clean-{first}", PREFIX_PAIR)
+        prefix_pair_scenario(driver, tmp_path / first, first, emptied=first)
+    empty_sbs(driver, tmp_path / "clean-end", PREFIX_PAIR)

@@ -14,7 +14,7 @@
 # An unusable file (unreadable, no header row, a sheet with none of the expected columns) is an
 # msib.errors.InputError. The records are in model.py.
 
-from msib.appendix.headers import column_letter, header_field, section_circuit, sheet_circuit
+from msib.appendix.headers import header_field, section_circuit, sheet_circuit
 from msib.appendix.model import (
     DATA_FIELDS,
     OBJECT_COLUMNS,
@@ -52,12 +52,13 @@ from msib.appendix.values import (
     OsTable,
     cell_text,
     classify_os,
+    column_letter,
     normalize_hostname,
     normalize_ip,
     os_table,
     parse_os_table,
 )
-from msib.site import CIRCUITS, CircuitName
+from msib.circuits import CIRCUITS, CircuitName
 
 __all__ = [
     "CIRCUITS",

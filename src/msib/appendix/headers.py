@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress
 from operator import itemgetter
 from typing import Any, Final
 
+from msib.appendix.bounds import DEFAULT_LIMITS, ReadLimits, check_cells
 from msib.appendix.model import DATA_FIELDS, DataField, Field, SheetInfo, SkippedRow, Table
-from msib.appendix.values import _CYRILLIC_RE, _WS_RE, Cell, _fold, cell_text
+from msib.appendix.values import _CYRILLIC_RE, _WS_RE, Cell, _fold, cell_text, column_letter
+from msib.circuits import CircuitName
 from msib.errors import InputError
-from msib.site import CircuitName
+
+# --- Unicode confusables ----------------------------------------------------------------------------
+
+# Latin letters that look like Cyrillic ones (and Kazakh ones: і, һ, ә, ө), each way. Headers are typed
+# by hand and copied around: `Наименованиe` with a Latin `e`, `IР-адрес` with a Cyrillic `Р`.
+_LATIN: Final = "aAcCeEoOpPxXyYkKBHMTiIhəƏɵjsdqw"
+_CYRILLIC: Final = "аАсСеЕоОрРхХуУкКВНМТіІһәӘөјѕԁԛԝ"
+_TO_CYRILLIC: Final = str.maketrans(_LATIN, _CYRILLIC)
+_TO_LATIN: Final = str.maketrans(_CYRILLIC, _LATIN)
+_WORD_RE: Final = re.compile(r"[^\W\d_]++")
 
 
-def column_letter(index: int) -> str:
-    """Excel column letter of a 0-based column index (0 -> A, 27 -> AB)."""
-    if index < 0:
-        raise ValueError(f"negative column index {index}")
-    out = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        out = chr(65 + rem) + out
-    return out
+def _majority_script(m: re.Match[str]) -> str:
+    """A word with letters of both scripts, its look-alike letters in the script most of it is in."""
+    word = m.group()
+    cyrillic = sum(1 for ch in word if "\u0400" <= ch <= "\u04ff")
+    latin = sum(1 for ch in word if ch.isascii())
+    if not cyrillic or not latin:
+        return word
+    return word.translate(_TO_CYRILLIC if cyrillic >= latin else _TO_LATIN)
+
+
+def confusable_variants(text: str, *, whole: bool = True) -> list[str]:
+    """Readings of `text` with Unicode confusables folded, most likely first (the text itself not
+    included): each mixed-script word in the script most of it is in; then (`whole`) everything
+    Cyrillic, everything Latin. None for a text without look-alike letters of the other script (the
+    usual one: two C-level passes tell). Linear in the length of `text`."""
+    cyrillic = text.translate(_TO_CYRILLIC)
+    latin = text.translate(_TO_LATIN)
+    has_latin, has_cyrillic = cyrillic != text, latin != text
+    out: list[str] = []
+    if has_latin and has_cyrillic:
+        out.append(_WORD_RE.sub(_majority_script, text))
+    if whole:
+        out += [v for v in (cyrillic, latin) if v != text]
+    return [v for k, v in enumerate(out) if v != text and v not in out[:k]]
+
+
+def _first_reading[T](text: str, read: Callable[[str], T | None], *, whole: bool = False) -> T | None:
+    """`read(text)`, or else `read` of the first confusable-folded reading it understands (`whole`:
+    also the text all in Cyrillic, all in Latin: for the short header cells)."""
+    found = read(text)
+    if found is not None:
+        return found
+    for variant in confusable_variants(text, whole=whole):
+        found = read(variant)
+        if found is not None:
+            return found
+    return None
 
 
 # --- header, section and footer recognition ---------------------------------------------------------
@@ -70,7 +108,14 @@ _FOOTER_RE: Final = re.compile(
 
 
 def header_field(text: str) -> Field | None:
-    """The appendix column a header cell names, or None (Russian, Kazakh or English, any case)."""
+    """The appendix column a header cell names, or None (Russian, Kazakh or English, any case; Latin
+    look-alike letters in a Cyrillic word, or the reverse, are read as the letters they imitate)."""
+    if len(text) > 600:
+        return None
+    return _first_reading(text, _header_field, whole=True)
+
+
+def _header_field(text: str) -> Field | None:
     folded = _fold(text)
     if not folded or len(folded) > 300:
         return None
@@ -81,7 +126,14 @@ def header_field(text: str) -> Field | None:
 
 
 def section_circuit(text: str) -> CircuitName | None:
-    """The circuit a section row names (`Локальная сеть внутреннего контура` -> internal), or None."""
+    """The circuit a section row names (`Локальная сеть внутреннего контура` -> internal), or None
+    (confusables folded as for :func:`header_field`)."""
+    if len(text) > 400:
+        return None
+    return _first_reading(text, _section_circuit)
+
+
+def _section_circuit(text: str) -> CircuitName | None:
     folded = _fold(text)
     if len(folded) > 200 or not _SECTION_CONTEXT.search(folded):
         return None
@@ -94,6 +146,10 @@ def section_circuit(text: str) -> CircuitName | None:
 
 def sheet_circuit(title: str) -> CircuitName | None:
     """The circuit a sheet title names (`Внутренний контур`, `Ішкі`, `External`), or None."""
+    return _first_reading(title[:200], _sheet_circuit)
+
+
+def _sheet_circuit(title: str) -> CircuitName | None:
     folded = _fold(title)
     internal = bool(_SHEET_INTERNAL_RE.search(folded))
     external = bool(_SHEET_EXTERNAL_RE.search(folded))
@@ -112,6 +168,41 @@ def _header_map(row: Sequence[object]) -> dict[Field, int]:
     return found
 
 
+def _unmapped(row: Sequence[object], cols: Mapping[Field, int], col_base: int) -> tuple[tuple[str, str], ...]:
+    """The header row's non-empty cells that name no field (or a field an earlier column took):
+    (column letter, header as typed, on one line)."""
+    taken = set(cols.values())
+    return tuple(
+        (column_letter(col_base + i), " ".join(cell_text(v).split())[:200])
+        for i, v in enumerate(row)
+        if i not in taken and v not in ("", None) and cell_text(v).strip()
+    )
+
+
+# `?` where a letter was: a text saved in a code page without its letters (Kazakh in cp1251)
+_LOSSY_RE: Final = re.compile(r"[^\W\d_]\?|\?[^\W\d_]")
+
+
+def _lossy_cells(row: Sequence[object]) -> list[str]:
+    """The cells of `row` with `?` inside words, when there are at least two such places."""
+    cells = [v for v in row if type(v) is str and "?" in v]
+    if sum(len(_LOSSY_RE.findall(v[:600])) for v in cells) < 2:
+        return []
+    return [v for v in cells if _LOSSY_RE.search(v[:600])]
+
+
+def _lossy_error(file: str, where: str | None, row: int | None, cells: Sequence[str]) -> InputError:
+    shown = ", ".join(repr(" ".join(c.split())[:60]) for c in cells[:3])
+    at = f"the header row (row {row})" if row is not None else "the first rows"
+    return InputError(
+        file,
+        f"{at} has '?' where letters were ({shown}): the file was saved in an encoding without those "
+        "letters (Kazakh letters in cp1251), and what they were is lost",
+        where=where,
+        fix="save it again from Excel as 'CSV UTF-8 (comma delimited)', or send the .xlsx",
+    )
+
+
 def _is_header(found: Mapping[Field, int]) -> bool:
     return "ip" in found and "hostname" in found and len(found) >= 3
 
@@ -124,7 +215,14 @@ _EXPECTED_HEADERS: Final = (
 
 def _find_header(rows: Sequence[Sequence[object]]) -> tuple[int, dict[Field, int]] | tuple[None, dict[Field, int]]:
     """The index of the header row and its columns; or (None, the best near-miss found)."""
+    i, found = _find_header_at(rows)
+    return (i, found) if i is not None and _is_header(found) else (None, found)
+
+
+def _find_header_at(rows: Sequence[Sequence[object]]) -> tuple[int | None, dict[Field, int]]:
+    """The header row (index, columns), or else the best near-miss (its index and columns)."""
     best: dict[Field, int] = {}
+    best_i: int | None = None
     for i, row in enumerate(rows):
         if not any(type(v) is str and v for v in row):
             continue
@@ -132,8 +230,8 @@ def _find_header(rows: Sequence[Sequence[object]]) -> tuple[int, dict[Field, int
         if _is_header(found):
             return i, found
         if len(found) > len(best):
-            best = found
-    return None, best
+            best, best_i = found, i
+    return best_i, best
 
 
 def _is_column_numbers(own: set[object]) -> bool:
@@ -152,8 +250,34 @@ def _is_column_numbers(own: set[object]) -> bool:
     return len(numbers) >= 3 and sorted(numbers) == list(range(1, len(numbers) + 1))
 
 
+def _footer_text(text: str) -> bool | None:
+    return True if _FOOTER_RE.search(_fold(text)) else None
+
+
 def _is_footer_text(own: Iterable[object]) -> bool:
-    return any(type(v) is str and _FOOTER_RE.search(_fold(v)) for v in own)
+    return any(type(v) is str and _first_reading(v[:2000], _footer_text) for v in own)
+
+
+_TOTALS_RE: Final = re.compile(r"итог|всего|барлығы|барлыгы|жиыны|total|count|sum\b|количеств|кол-во|саны")
+
+
+def _is_count(value: object) -> bool:
+    """A number as a totals row holds it: an integer, or digits (`30`, `30 шт.`)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return True
+    return type(value) is str and re.fullmatch(r"\s*[0-9]{1,7}\s*(?:шт\.?|pcs\.?|дана)?\s*", value) is not None
+
+
+def _is_totals_row(own: set[object], host: object) -> bool:
+    """A totals row: its count in the hostname column, nothing else but a totals word (`Итого`,
+    `Всего`, `Total`); no IP, no OS (checked by the caller)."""
+    if not _is_count(host):
+        return False
+    rest = own - {host}
+    return all(type(v) is str and _first_reading(v[:200], lambda t: True if _TOTALS_RE.search(_fold(t)) else None)
+               for v in rest)
 
 
 def _hostname_like(text: str) -> bool:
@@ -216,6 +340,7 @@ def _scan(
     sheet: str | None,
     col_base: int,
     filled: _Filled,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> tuple[Table | None, SheetInfo, list[SkippedRow]]:
     """Find the header of one sheet (or CSV) and turn the rows under it into :class:`RawRow`.
 
@@ -225,16 +350,39 @@ def _scan(
     title_circuit = sheet_circuit(sheet) if sheet is not None else None
     if not any(_own_values(r, filled.get(i)) for i, r in enumerate(rows)):
         return None, SheetInfo(file, sheet, "empty", circuit=title_circuit), []
-    h_idx, cols = _find_header(rows)
+    h_at, cols = _find_header_at(rows)
     where = f"sheet {sheet!r}" if sheet is not None else None
-    if h_idx is None:
-        if cols:
+    if h_at is None or not _is_header(cols):
+        lossy = _lossy_cells(rows[h_at]) if h_at is not None else []
+        if not lossy:
+            lossy = [c for r in rows[:30] for c in _lossy_cells(r)]
+        if lossy:
+            raise _lossy_error(file, where, numbers[h_at] if h_at is not None else None, lossy)
+        if cols and h_at is not None:
             names = ", ".join(sorted(cols))
             missing = " and ".join(f for f in ("hostname", "ip") if f not in cols) or "enough columns"
-            msg = f"no header row found: the best candidate has {names} but no {missing}"
+            strange = _unmapped(rows[h_at], cols, col_base)
+            msg = (f"no header row found: the best candidate, row {numbers[h_at]}, has {names} but no {missing}"
+                   + (f"; not understood there: {_columns_text(strange)}" if strange else ""))
         else:
             msg = "no header row found: none of the appendix form's columns were recognised"
         raise InputError(file, msg, where=where, fix=_EXPECTED_HEADERS + "; add it, or remove the sheet")
+    h_idx = h_at
+    header_row = numbers[h_idx]
+    lossy = _lossy_cells(rows[h_idx])
+    if lossy:
+        raise _lossy_error(file, where, header_row, lossy)
+    unmapped = _unmapped(rows[h_idx], cols, col_base)
+    if "sb" not in cols and unmapped:
+        raise InputError(
+            file,
+            f"the header row (row {header_row}) has no state-body column, and {_columns_text(unmapped)} "
+            "were not understood: one of them may hold it, and rows of another state body would be taken "
+            "for this one's",
+            where=where,
+            fix="name the column as in the form ('Наименование государственного органа'), or delete the "
+            "columns that are not part of it",
+        )
 
     skipped: list[SkippedRow] = []
     circuit: CircuitName | None = title_circuit
@@ -307,6 +455,10 @@ def _scan(
                 if all(r[j] == "" or r[j] is None for j in index):
                     skipped.append(SkippedRow(file, sheet, n, "no_data"))
                     continue
+            if (osv == "" or osv is None) and _is_totals_row(own, hv):
+                footer = True
+                skipped.append(SkippedRow(file, sheet, n, "footer"))
+                continue
         is_data[k] = True
     # each data row takes the circuit of the last section row above it
     circuits: list[CircuitName | None] = []
@@ -319,7 +471,17 @@ def _scan(
         f: by_column[j] if selected else () for f, j in zip(DATA_FIELDS, index, strict=True)
     }
     row_numbers = list(compress(numbers[first:], is_data))
+    check_cells({j: cells[f] for f, j in zip(DATA_FIELDS, index, strict=True) if j < width}, file, sheet,
+                row_numbers, col_base, limits)
     letters: dict[Field, str] = {f: column_letter(col_base + c) for f, c in sorted(cols.items(), key=lambda x: x[1])}
-    table = Table(file, sheet, numbers[h_idx], letters, row_numbers, circuits, cells)
-    info = SheetInfo(file, sheet, "read", header_row=numbers[h_idx], circuit=top_circuit, data_rows=len(selected))
+    table = Table(file, sheet, header_row, letters, row_numbers, circuits, cells)
+    info = SheetInfo(file, sheet, "read", header_row=header_row, circuit=top_circuit, data_rows=len(selected),
+                     unmapped=unmapped)
     return table, info, skipped
+
+
+def _columns_text(columns: Sequence[tuple[str, str]]) -> str:
+    """`column D 'Примечание'` / `columns D 'Примечание', H 'Инв. №'` (at most five shown)."""
+    shown = ", ".join(f"{letter} {header!r}" for letter, header in columns[:5])
+    more = f" and {len(columns) - 5} more" if len(columns) > 5 else ""
+    return f"column{'s' if len(columns) > 1 else ''} {shown}{more}"

@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any, Final, Literal, NamedTuple, get_args
 
 from msib.appendix.values import Cell, OsFamily, cell_text
-from msib.site import CircuitName
+from msib.circuits import CircuitName
 
 # --- closed sets ------------------------------------------------------------------------------------
 
@@ -29,6 +29,12 @@ Reason = Literal[
     "excluded",
     "unknown_state_body",
     "no_circuit",
+    "network_address",
+    "broadcast_address",
+    "ip_range",
+    "ip_network",
+    "multiple_ips",
+    "formula_error",
 ]
 #: Every reason code, in the order of ``outputs.md`` (stable: add new ones, never rename).
 REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
@@ -36,6 +42,8 @@ REASONS: Final[tuple[Reason, ...]] = get_args(Reason)
 #: Rows that are not objects and are skipped on purpose (listed in the report, never silent).
 SkipKind = Literal["title", "header", "column_numbers", "section", "footer", "no_data"]
 SheetStatus = Literal["read", "empty", "hidden", "not_a_worksheet"]
+#: What an input file really is (from its content, not its name).
+WorkbookFormat = Literal["xlsx", "xlsm", "xlsb", "xls", "ods"]
 
 # --- records ----------------------------------------------------------------------------------------
 
@@ -159,6 +167,7 @@ class SheetInfo:
     header_row: int | None = None
     circuit: CircuitName | None = None  # named by the sheet title or a section row above the header
     data_rows: int = 0
+    unmapped: tuple[tuple[str, str], ...] = ()  # header cells naming no field: (column letter, header)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -168,6 +177,7 @@ class SheetInfo:
             "header_row": self.header_row,
             "circuit": self.circuit,
             "data_rows": self.data_rows,
+            "unmapped_columns": [{"column": c, "header": h} for c, h in self.unmapped],
         }
 
 
@@ -176,7 +186,7 @@ class InputFile:
     """One appendix file as read: format, detected encoding/delimiter (CSV) and content hash."""
 
     file: str
-    format: Literal["xlsx", "csv"]
+    format: WorkbookFormat | Literal["csv"]
     sha256: str
     encoding: str | None = None
     delimiter: str | None = None

@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, count, groupby, repeat
 from operator import ne, not_, or_, rshift
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from msib.appendix.model import (
     OBJECT_COLUMNS,
     Appendix,
+    DataField,
     Field,
     ReadResult,
     Reason,
@@ -23,7 +24,9 @@ from msib.appendix.model import (
     Table,
     Warning_,
 )
+from msib.appendix.scope import Masker
 from msib.appendix.values import (
+    _IPV4_TOKEN_RE,
     Cell,
     OsFamily,
     OsInfo,
@@ -34,9 +37,14 @@ from msib.appendix.values import (
     _same_host,
     cell_text,
     classify_os,
+    is_formula_error,
+    normalize_ip,
     os_table,
 )
-from msib.site import CircuitName, SitePlan
+from msib.circuits import CircuitName
+
+if TYPE_CHECKING:
+    from msib.site import SitePlan
 
 # --- checking rows against the site plan ------------------------------------------------------------
 
@@ -59,6 +67,13 @@ _HOW: Final[dict[Reason, str]] = {
     "unknown_state_body": "remove rows of other state bodies (or add the spelling to the aliases of the site plan)",
     "no_circuit": "put the row under the section row of its circuit "
     "('Локальная сеть внутреннего/внешнего контура'), or name the circuit in the sheet title",
+    "network_address": "type the object's own address: the network address names the whole network, not a host",
+    "broadcast_address": "type the object's own address: the broadcast address reaches every host, it is not one",
+    "ip_range": "one object, one address, one row: give each host of the range a row of its own",
+    "ip_network": "type the host's own address alone, without a prefix (/24) or a mask",
+    "multiple_ips": "one object, one address, one row: a host with several addresses gets a row per address",
+    "formula_error": "type the value itself, or correct the formula so that the cell shows it "
+    "(or paste the column as values)",
 }
 
 #: The message of every `excluded` rejection: it names nothing about the object.
@@ -122,11 +137,11 @@ class _Prepared:
     table: Table
     hosts: list[str]  # folded (normalised when valid); "" when missing
     bad_hosts: list[int]  # the rows whose hostname is missing or invalid, in order
-    host_errors: dict[int, str]  # why a given hostname is invalid
+    host_errors: dict[int, tuple[str, str]]  # why a given hostname is invalid: reason code, message
     ips: list[str | None]  # canonical text; None when missing or invalid
     numbers: list[int]  # the address as an integer (0 when none)
     no_v4: dict[int, int]  # the rows whose address is not IPv4: 6, or 0 when missing or invalid
-    ip_errors: dict[int, str]  # why a given IP is invalid
+    ip_errors: dict[int, tuple[str, str]]  # why a given IP is invalid: reason code, message
     excluded: set[int]  # the rows an exclusion matches (then: or that share an IP or hostname with one)
 
 
@@ -163,22 +178,136 @@ def _prepare(table: Table, excl_nets: _Networks, excl_host: _HostPatterns | None
     return _Prepared(table, hosts, bad_hosts, host_errors, ips, numbers, no_v4, ip_errors, excluded)
 
 
-def _spread_exclusions(prepared: Sequence[_Prepared]) -> None:
-    """Exclude every row sharing its IP or hostname with an excluded row: it is about the same object
-    (`arm-1` and `arm-1.mcri.local` are the same host)."""
-    ips = {prep.ips[i] for prep in prepared for i in prep.excluded} - {None}
-    hosts = {prep.hosts[i] for prep in prepared for i in prep.excluded} - {""}
-    if not ips and not hosts:
-        return
+def _excluded_ips(prep: _Prepared, i: int) -> list[str]:
+    """The addresses of an excluded row: its IP, or the addresses typed in an IP cell that is not one
+    address (`10.20.5.5/24`, two addresses): they name the same excluded object."""
+    ip = prep.ips[i]
+    if ip is not None:
+        return [ip]
+    if i not in prep.ip_errors:
+        return []
+    found = []
+    for token in _IPV4_TOKEN_RE.findall(cell_text(prep.table.cells["ip"][i])[:4096]):
+        try:
+            found.append(normalize_ip(token).text)
+        except ValueError:
+            continue
+    return found
+
+
+def _spread_once(prepared: Sequence[_Prepared], ips: set[str], hosts: set[str]) -> list[tuple[int, int]]:
+    """Exclude the rows that share an IP in `ips` or a hostname in `hosts` (the same host: `arm-1` and
+    `arm-1.mcri.local`); the rows newly excluded, as (table index, row index)."""
     labels = {h.split(".", 1)[0] for h in hosts} - {""}  # a name without dots: the same as one of these
     bare = {h for h in hosts if "." not in h}  # a FQDN: the same as one of these, or its first label
-    for prep in prepared:
-        prep.excluded.update(compress(count(), map(ips.__contains__, prep.ips)))
-        prep.excluded.update(compress(count(), map(labels.__contains__, prep.hosts)))
+    new: list[tuple[int, int]] = []
+    for t, prep in enumerate(prepared):
+        found = set(compress(count(), map(ips.__contains__, prep.ips)))
+        found.update(compress(count(), map(labels.__contains__, prep.hosts)))
         for i in compress(count(), map(str.__contains__, prep.hosts, repeat("."))):
             host = prep.hosts[i]
             if host in hosts or host.split(".", 1)[0] in bare:
-                prep.excluded.add(i)
+                found.add(i)
+        found -= prep.excluded
+        prep.excluded.update(found)
+        new += [(t, i) for i in sorted(found)]
+    return new
+
+
+def _close_exclusions(prepared: Sequence[_Prepared]) -> tuple[set[str], set[str]]:
+    """Exclude every row linked to an excluded row by a shared IP or hostname, to a fixpoint: a row
+    sharing a hostname with an excluded row is excluded, and so is a row sharing *its* IP, and so on.
+
+    The usual appendix needs one pass over the columns (nothing shares with an excluded row, or only
+    directly); chains are followed through an index of every row's IP and hostname, built then.
+
+    Returns:
+        The excluded rows' addresses and hostnames (what :class:`~msib.appendix.scope.Masker` withholds).
+    """
+    ips = {ip for prep in prepared for i in prep.excluded for ip in _excluded_ips(prep, i)}
+    hosts = {prep.hosts[i] for prep in prepared for i in prep.excluded} - {""}
+    if not ips and not hosts:
+        return ips, hosts
+    queue = _spread_once(prepared, ips, hosts)
+    if queue:
+        by_ip: dict[str, list[tuple[int, int]]] = {}
+        by_host: dict[str, list[tuple[int, int]]] = {}
+        by_label: dict[str, list[tuple[int, int]]] = {}  # FQDN rows by their first label
+        for t, prep in enumerate(prepared):
+            for i, ip in enumerate(prep.ips):
+                if ip is not None:
+                    by_ip.setdefault(ip, []).append((t, i))
+            for i, host in enumerate(prep.hosts):
+                if host:
+                    by_host.setdefault(host, []).append((t, i))
+                    if "." in host:
+                        by_label.setdefault(host.split(".", 1)[0], []).append((t, i))
+        while queue:
+            t, i = queue.pop()
+            prep = prepared[t]
+            host = prep.hosts[i]
+            row_ips = _excluded_ips(prep, i)
+            ips.update(row_ips)
+            linked = [pair for ip in row_ips for pair in by_ip.get(ip, ())]
+            if host:
+                hosts.add(host)
+                linked += by_host.get(host, ())
+                linked += by_label.get(host, ()) if "." not in host else by_host.get(host.split(".", 1)[0], ())
+            for t2, i2 in linked:
+                if i2 not in prepared[t2].excluded:
+                    prepared[t2].excluded.add(i2)
+                    queue.append((t2, i2))
+    for prep in prepared:  # what the last rows added (their own IPs and hostnames)
+        for i in prep.excluded:
+            ips.update(_excluded_ips(prep, i))
+            if prep.hosts[i]:
+                hosts.add(prep.hosts[i])
+    return ips, hosts
+
+
+def _masker(plan: SitePlan, ips: set[str], hosts: set[str], excl_host: _HostPatterns | None) -> Masker | None:
+    """What withholds excluded names and addresses inside other text; None when the plan excludes nothing."""
+    networks = [e.network for e in plan.excluded if e.network is not None]
+    if not (ips or hosts or networks or excl_host):
+        return None
+    match = None
+    if excl_host is not None:
+        regex = excl_host.regex
+
+        def match(name: str) -> bool:
+            return regex.match(name) is not None
+
+    return Masker(ips, hosts, networks, match, excl_host.prefixes if excl_host else ())
+
+
+def _special_addresses(circuits: Mapping[CircuitName, Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]]
+                       ) -> tuple[dict[int, tuple[Reason, str]], dict[int, tuple[Reason, str]]]:
+    """The network and broadcast addresses of the circuits' networks (IPv4, IPv6): address -> (reason,
+    network). A /31 or /32 (/127, /128) has none: every address of it is a host."""
+    v4: dict[int, tuple[Reason, str]] = {}
+    v6: dict[int, tuple[Reason, str]] = {}
+    for networks in circuits.values():
+        for net in networks:
+            if net.version == 4 and net.prefixlen <= 30:
+                v4[int(net.network_address)] = ("network_address", str(net))
+                v4[int(net.broadcast_address)] = ("broadcast_address", str(net))
+            elif net.version == 6 and net.prefixlen <= 126:
+                v6[int(net.network_address)] = ("network_address", str(net))
+    return v4, v6
+
+
+def _special_rows(prep: _Prepared, keep: Sequence[bool], v4: Mapping[int, tuple[Reason, str]],
+                  v6: Mapping[int, tuple[Reason, str]]) -> dict[int, tuple[Reason, str]]:
+    """The rows, in their circuit, whose address is the network or broadcast address of its network."""
+    rows: dict[int, tuple[Reason, str]] = {}
+    if v4:
+        for i in compress(count(), map(v4.__contains__, prep.numbers)):
+            if keep[i] and i not in prep.no_v4:
+                rows[i] = v4[prep.numbers[i]]
+    for i, version in prep.no_v4.items():
+        if version == 6 and keep[i] and prep.numbers[i] in v6:
+            rows[i] = v6[prep.numbers[i]]
+    return rows
 
 
 def _circuit_flags(prep: _Prepared, circuits: Mapping[CircuitName, _Networks]) -> list[bool]:
@@ -262,9 +391,10 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
         text = _text_or_none(value)
         return text is None or _fold(text) in sb_names
 
-    # pass 1 (by column): normalise; find every row an exclusion matches
+    # pass 1 (by column): normalise; find every row an exclusion matches, and every row linked to one
     prepared = [_prepare(t, excl_nets, excl_host) for r in reads for t in r.tables]
-    _spread_exclusions(prepared)
+    masker = _masker(plan, *_close_exclusions(prepared), excl_host)
+    special_v4, special_v6 = _special_addresses({name: c.networks for name, c in plan.circuits.items()})
 
     # pass 2 (by column): the checks that need no other row, then the IPs taken twice
     outcomes: list[tuple[int, int, Rejection]] = []  # (table index, row index, rejection): sorted at the end
@@ -273,20 +403,22 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
     for t_index, prep in enumerate(prepared):
         unknown_sb = _unknown_rows(prep.table.cells["sb"], sb_known)
         keep = _circuit_flags(prep, circuits)  # false for no circuit, no valid IP, outside the circuit
+        special = _special_rows(prep, keep, special_v4, special_v6) if special_v4 or special_v6 else {}
         bad_hosts = set(prep.bad_hosts)
-        for i in sorted({*prep.excluded, *unknown_sb, *bad_hosts, *compress(count(), map(not_, keep))}):
+        for i in sorted({*prep.excluded, *unknown_sb, *bad_hosts, *special, *compress(count(), map(not_, keep))}):
             keep[i] = False
-            outcomes.append((t_index, i, _reject_row(prep, i, i not in unknown_sb, i not in bad_hosts, plan)))
+            outcomes.append((t_index, i, _reject_row(prep, i, i not in unknown_sb, i not in bad_hosts, plan,
+                                                     special.get(i), masker)))
         rows = _rows_where(keep)
         first, repeats = _repeated_rows(cast("list[str]", list(compress(prep.ips, keep))), rows, owners, t_index)
         owners.append(first)
         for i, taken in repeats.items():
             keep[i] = False
-            outcomes.append((t_index, i, _reject_duplicate(prep, i, taken, prepared)))
+            outcomes.append((t_index, i, _reject_duplicate(prep, i, taken, prepared, masker)))
         accepted.append(keep)
 
     outcomes.sort(key=lambda o: (o[0], o[1]))
-    columns = _object_columns(prepared, accepted, plan.state_body, as_of)
+    columns = _object_columns(prepared, accepted, plan.state_body, as_of, masker)
     return Appendix(
         as_of=as_of,
         inputs=tuple(r.input for r in reads),
@@ -299,9 +431,11 @@ def check_rows(reads: Sequence[ReadResult], plan: SitePlan, *, as_of: dt.date) -
 
 
 def _object_columns(prepared: Sequence[_Prepared], accepted: Sequence[list[bool]], state_body: str,
-                    as_of: dt.date) -> dict[str, Sequence[Any]]:
+                    as_of: dt.date, masker: Masker | None = None) -> dict[str, Sequence[Any]]:
     """The accepted rows of every table, by column (:data:`OBJECT_COLUMNS`): free text folded once
-    per distinct value, each OS classified once."""
+    per distinct value, each OS classified once; excluded names and addresses in the free text
+    withheld (`masker`)."""
+    withhold = masker.column if masker is not None else (lambda column: column)
     texts: dict[str, str | None] = {}
     os_infos: dict[str | None, tuple[str | None, OsFamily, bool | None, str | None]] = {}
     table_os = os_table()
@@ -334,13 +468,13 @@ def _object_columns(prepared: Sequence[_Prepared], accepted: Sequence[list[bool]
         os_names, os_families, os_eols, os_eol_dates = zip(*map(os_infos.__getitem__, os_raw), strict=True)
         for name, values in (
             ("sb", [state_body] * n),
-            ("department", fold_column(take(cells["department"]))),
-            ("location", fold_column(take(cells["location"]))),
-            ("responsible", fold_column(take(cells["responsible"]))),
+            ("department", withhold(fold_column(take(cells["department"])))),
+            ("location", withhold(fold_column(take(cells["location"])))),
+            ("responsible", withhold(fold_column(take(cells["responsible"])))),
             ("hostname", take(prep.hosts)),
             ("ip", take(prep.ips)),
-            ("os", os_names),
-            ("os_raw", os_raw),
+            ("os", withhold(os_names)),
+            ("os_raw", withhold(os_raw)),
             ("os_family", os_families),
             ("os_eol", os_eols),
             ("os_eol_date", os_eol_dates),
@@ -382,58 +516,90 @@ def _several_ips_warnings(columns: Mapping[str, Sequence[Any]]) -> tuple[Warning
 
 
 def _rejection(prep: _Prepared, i: int, reason: Reason, column: Field | None, why: str,
-               dup: Source | None = None) -> Rejection:
+               dup: Source | None = None, masker: Masker | None = None) -> Rejection:
+    """A rejection of row `i`; the cell's value with excluded names and addresses withheld (a `why` that
+    quotes the cell is withheld by the caller)."""
     table = prep.table
     value: Cell = None
     if column is not None and column != "no":
         value = table.cells[column][i]
+    text = None if reason in ("no_circuit", "excluded") else cell_text(value)
+    message = f"{why}; {_HOW[reason]}"
+    if masker is not None:
+        text = masker.optional(text)
     return Rejection(
         table.file,
         table.sheet,
         table.row_numbers[i],
         table.columns.get(column) if column else None,
         reason,
-        f"{why}; {_HOW[reason]}",
-        None if reason in ("no_circuit", "excluded") else cell_text(value),
+        message,
+        text,
         dup,
     )
 
 
-def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SitePlan) -> Rejection:
+def _reject_row(prep: _Prepared, i: int, sb_ok: bool, host_ok: bool, plan: SitePlan,
+                special: tuple[Reason, str] | None = None, masker: Masker | None = None) -> Rejection:
     """The first reason, in the documented order, a row that failed a local check is rejected for."""
     table = prep.table
     if i in prep.excluded:
         return Rejection(table.file, table.sheet, table.row_numbers[i], None, "excluded", EXCLUDED_MESSAGE)
+    sb_cell = table.cells["sb"][i]
+    checks: tuple[tuple[DataField, bool], ...] = (
+        ("sb", is_formula_error(sb_cell)),
+        ("hostname", prep.host_errors.get(i, ("",))[0] == "formula_error"),
+        ("ip", prep.ip_errors.get(i, ("",))[0] == "formula_error"),
+    )
+    for field, bad in checks:
+        if bad:
+            shown = cell_text(table.cells[field][i]).strip()
+            return _rejection(prep, i, "formula_error", field,
+                              f"the cell shows the spreadsheet error {shown}, not a value", masker=masker)
     if not sb_ok:
-        name = _text_or_none(table.cells["sb"][i])
+        name = _text_or_none(sb_cell)
+        if masker is not None and name is not None:
+            name = masker.text(name)
         return _rejection(prep, i, "unknown_state_body", "sb",
-                          f"state body {name!r} is neither {plan.state_body!r} nor one of its aliases")
+                          f"state body {name!r} is neither {plan.state_body!r} nor one of its aliases", masker=masker)
     circuit = table.circuits[i]
     if circuit is None:
         return _rejection(prep, i, "no_circuit", None,
-                          "the row stands under no circuit section and its sheet names none")
+                          "the row stands under no circuit section and its sheet names none", masker=masker)
     host = prep.hosts[i]
     if not host:
-        return _rejection(prep, i, "missing_hostname", "hostname", "no network name given")
+        return _rejection(prep, i, "missing_hostname", "hostname", "no network name given", masker=masker)
     if not host_ok:
-        return _rejection(prep, i, "invalid_hostname", "hostname", f"not a valid network name: {prep.host_errors[i]}")
+        return _rejection(prep, i, "invalid_hostname", "hostname",
+                          f"not a valid network name: {prep.host_errors[i][1]}", masker=masker)
     ip_text = prep.ips[i]
     if ip_text is None:
         err = prep.ip_errors.get(i)
         if err is None:
-            return _rejection(prep, i, "missing_ip", "ip", "no IP address given")
-        return _rejection(prep, i, "invalid_ip", "ip", f"not an IP address: {err}")
+            return _rejection(prep, i, "missing_ip", "ip", "no IP address given", masker=masker)
+        reason, why = err
+        if masker is not None:  # the message may quote the cell
+            why = masker.text(why)
+        return _rejection(prep, i, cast(Reason, reason), "ip", f"not one IP address: {why}", masker=masker)
+    if special is not None:
+        kind, network = special
+        what = "network" if kind == "network_address" else "broadcast"
+        return _rejection(prep, i, kind, "ip", f"{ip_text} is the {what} address of {network}", masker=masker)
     have = (
         ", ".join(str(x) for x in plan.circuits[circuit].networks)
         if circuit in plan.circuits
         else "none: the site plan has no such circuit"
     )
-    return _rejection(prep, i, "outside_circuit", "ip",
-                      f"{ip_text} is outside the {circuit} circuit (its networks: {have})")
+    why = f"{ip_text} is outside the {circuit} circuit (its networks: {have})"
+    other = next((name for name, c in plan.circuits.items()
+                  if name != circuit and c.contains(ipaddress.ip_address(ip_text))), None)
+    if other is not None:
+        why += f", but in the {other} circuit's networks"
+    return _rejection(prep, i, "outside_circuit", "ip", why, masker=masker)
 
 
 def _reject_duplicate(prep: _Prepared, i: int, taken: tuple[int, int],
-                      prepared: Sequence[_Prepared]) -> Rejection:
+                      prepared: Sequence[_Prepared], masker: Masker | None = None) -> Rejection:
     t_index, j = taken
     other_host = prepared[t_index].hosts[j]
     other = prepared[t_index].table
@@ -441,6 +607,6 @@ def _reject_duplicate(prep: _Prepared, i: int, taken: tuple[int, int],
     host, ip_text = prep.hosts[i], prep.ips[i]
     if _same_host(other_host, host):
         return _rejection(prep, i, "duplicate_row", "ip",
-                          f"the same object ({host}, {ip_text}) is already listed at {dup.describe()}", dup)
+                          f"the same object ({host}, {ip_text}) is already listed at {dup.describe()}", dup, masker)
     return _rejection(prep, i, "duplicate_ip", "ip",
-                      f"{ip_text} is already taken by {other_host} at {dup.describe()}", dup)
+                      f"{ip_text} is already taken by {other_host} at {dup.describe()}", dup, masker)

@@ -14,12 +14,22 @@ from itertools import compress, count, repeat
 from operator import not_, rshift
 from typing import Any, Final, Literal, NamedTuple, cast, get_args
 
-import yaml
-
 from msib.errors import InputError
 
 OsFamily = Literal["windows", "linux", "network", "other"]
 OS_FAMILIES: Final[tuple[OsFamily, ...]] = get_args(OsFamily)
+
+
+def column_letter(index: int) -> str:
+    """Excel column letter of a 0-based column index (0 -> A, 27 -> AB)."""
+    if index < 0:
+        raise ValueError(f"negative column index {index}")
+    out = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        out = chr(65 + rem) + out
+    return out
 
 
 #: A cell as the readers give it: text, or (xlsx) a number, bool, date or time.
@@ -75,6 +85,10 @@ def _rows_where(flags: Iterable[object]) -> list[int]:
 
 # --- the OS table -----------------------------------------------------------------------------------
 
+#: How much of an OS cell the table's patterns look at: an OS name is short, and the patterns (data,
+#: not code) then run in bounded time whatever a cell holds.
+OS_TEXT_CHARS: Final = 200
+
 
 @dataclass(frozen=True, slots=True)
 class OsEntry:
@@ -95,8 +109,8 @@ class OsTable:
     families: tuple[tuple[OsFamily, tuple[re.Pattern[str], ...]], ...]
 
     def entry(self, text: str) -> OsEntry | None:
-        """The first system whose pattern is found in the folded `text`."""
-        folded = _fold(text).replace("_", " ")
+        """The first system whose pattern is found in the folded `text` (its first :data:`OS_TEXT_CHARS`)."""
+        folded = _fold(text)[:OS_TEXT_CHARS].replace("_", " ")
         for entry in self.systems:
             if any(p.search(folded) for p in entry.patterns):
                 return entry
@@ -104,7 +118,7 @@ class OsTable:
 
     def family(self, text: str) -> OsFamily:
         """The family of `text` from the fallback patterns (`other` when none matches)."""
-        folded = _fold(text).replace("_", " ")
+        folded = _fold(text)[:OS_TEXT_CHARS].replace("_", " ")
         for fam, patterns in self.families:
             if any(p.search(folded) for p in patterns):
                 return fam
@@ -153,6 +167,8 @@ def parse_os_table(data: Any, file: str) -> OsTable:
 def os_table() -> OsTable:
     """The OS table shipped in the package (``msib/data/os_families.yml``)."""
     ref = resources.files("msib") / "data" / "os_families.yml"
+    import yaml  # here: reading a workbook does not need it
+
     return parse_os_table(yaml.safe_load(ref.read_text(encoding="utf-8")), "msib/data/os_families.yml")
 
 
@@ -190,7 +206,23 @@ def classify_os(text: str | None, as_of: dt.date, table: OsTable | None = None) 
 _IPV4_RE: Final = re.compile(r"([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})")
 _OCTET: Final = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_IPV4_RE: Final = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-_IP_SEP_RE: Final = re.compile(r"\s*([.,])\s*")
+_IP_SEP_RE: Final = re.compile(r"[.,]")
+# an IPv4 address inside other text (digits and dots around it are not part of another number)
+_IPV4_TOKEN_RE: Final = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])")
+_RANGE_DASHES: Final = "-\u2010\u2011\u2012\u2013\u2014\u2212"
+_NETMASK_RE: Final = re.compile(r"255\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
+
+#: What a spreadsheet shows instead of a value when a formula fails (Excel, LibreOffice, Google Sheets).
+FORMULA_ERRORS: Final = frozenset({
+    "#null!", "#div/0!", "#value!", "#ref!", "#name?", "#num!", "#n/a", "#getting_data", "#spill!",
+    "#calc!", "#field!", "#blocked!", "#connect!", "#busy!", "#unknown!", "#external!", "#python!",
+    "err:502", "err:504", "err:508", "err:511", "err:522", "err:523", "#name!", "#error!",
+})
+
+
+def is_formula_error(value: object) -> bool:
+    """Whether a cell holds a spreadsheet's error value (`#REF!`, `#N/A`, ...) instead of a value."""
+    return type(value) is str and 3 <= len(value) <= 16 and value.strip().casefold() in FORMULA_ERRORS
 _LABEL: Final = r"[a-z0-9](?:[a-z0-9_-]{0,61}[a-z0-9])?"
 _HOSTNAME_RE: Final = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # the common case only (no all-digit name, so never an IP address); anything else takes the slow check
@@ -211,10 +243,46 @@ class IPValue(NamedTuple):
     version: int
 
 
+class IPError(ValueError):
+    """An IP cell that is not one host address, with the reason code of the report (``outputs.md``):
+    `invalid_ip`, `ip_range`, `ip_network`, `multiple_ips` or `formula_error`."""
+
+    def __init__(self, message: str, reason: str = "invalid_ip") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def _v4_host(value: int) -> None:
     first = value >> 24
     if first == 0 or first == 127 or first >= 224:
-        raise ValueError("not a host address (0.x, loopback, multicast or reserved)")
+        raise IPError("not a host address (0.x, loopback, multicast or reserved)")
+
+
+def _not_one_address(t: str) -> IPError:
+    """Why `t` (stripped, not one address) is not: a formula error, a range, a network, several
+    addresses, or just not an address. Linear in the length of `t`."""
+    if is_formula_error(t):
+        return IPError(f"the cell shows the spreadsheet error {t.strip()}, not an address", "formula_error")
+    tokens = _IPV4_TOKEN_RE.findall(t) if len(t) <= 4096 else _IPV4_TOKEN_RE.findall(t[:4096])
+    if tokens:
+        first = t.find(tokens[0]) + len(tokens[0])
+        rest = t[first:].lstrip()
+        if rest[:1] == "/" and rest[1:3].strip().isdigit():
+            return IPError(f"an address with a network prefix ({tokens[0]}{rest.split()[0]}), not one host address",
+                           "ip_network")
+        if len(tokens) == 2 and _NETMASK_RE.fullmatch(tokens[1]):
+            return IPError(f"an address with a netmask ({tokens[1]}), not one host address", "ip_network")
+        if rest[:1] and rest[0] in _RANGE_DASHES and (len(tokens) == 2 or rest[1:].strip()[:3].isdigit()):
+            return IPError("a range of addresses, not one host address", "ip_range")
+        if len(tokens) >= 2:
+            return IPError(f"{len(tokens)} addresses in one cell", "multiple_ips")
+        return IPError("other text beside the address")
+    if "/" in t:
+        return IPError("a network or mask, not one host address", "ip_network")
+    parts = t.split(".")
+    if len(parts) != 4 and all(p.isascii() and p.isdigit() for p in parts):
+        return IPError(f"{len(parts)} numbers instead of 4")
+    return IPError("not an IPv4/IPv6 address")
 
 
 def normalize_ip(text: str) -> IPValue:
@@ -224,7 +292,8 @@ def normalize_ip(text: str) -> IPValue:
         The canonical address (`010.020.001.005` -> `10.20.1.5`, `10,20,1,77` -> `10.20.1.77`).
 
     Raises:
-        ValueError: not one IPv4/IPv6 host address even after normalising (message says why).
+        IPError: not one IPv4/IPv6 host address even after normalising (message says why, `reason`
+            is the report's reason code). Linear in the length of `text`.
 
     Example:
         >>> normalize_ip(" 010.020.001.005 ").text
@@ -235,22 +304,16 @@ def normalize_ip(text: str) -> IPValue:
         _v4_host(value)
         return IPValue(text, value, 4)
     t = text.translate(_INVISIBLE).strip()
-    if ":" in t:
+    if ":" in t and not is_formula_error(t):
         return _normalize_ipv6(t)
     m = _IPV4_RE.fullmatch(t)  # zero-padded octets: nothing else to fix
+    if m is None and len(t) <= 64:  # spaces around the dots, commas for dots (an address is short)
+        m = _IPV4_RE.fullmatch(".".join(p.strip() for p in _IP_SEP_RE.split(t)))
     if m is None:
-        t = _IP_SEP_RE.sub(r"\1", t).replace(",", ".")
-        m = _IPV4_RE.fullmatch(t)
-    if m is None:
-        if "/" in t:
-            raise ValueError("a network or mask, not one host address")
-        parts = t.split(".")
-        if len(parts) != 4 and all(p.isascii() and p.isdigit() for p in parts):
-            raise ValueError(f"{len(parts)} numbers instead of 4")
-        raise ValueError("not an IPv4/IPv6 address")
+        raise _not_one_address(t)
     a, b, c, d = int(m[1]), int(m[2]), int(m[3]), int(m[4])
     if a > 255 or b > 255 or c > 255 or d > 255:
-        raise ValueError("a number is greater than 255")
+        raise IPError("a number is greater than 255")
     value = (a << 24) | (b << 16) | (c << 8) | d
     _v4_host(value)
     return IPValue(f"{a}.{b}.{c}.{d}", value, 4)
@@ -258,16 +321,20 @@ def normalize_ip(text: str) -> IPValue:
 
 def _normalize_ipv6(text: str) -> IPValue:
     t = text.strip("[]").split("%", 1)[0]
-    if not t.isascii():
-        raise ValueError("not an IPv4/IPv6 address")
+    if not t.isascii() or len(t) > 64:
+        raise _not_one_address(text)
     try:
         addr = ipaddress.IPv6Address(t)
     except ValueError:
-        raise ValueError("not an IPv4/IPv6 address") from None
+        if "/" in t:
+            raise IPError("a network, not one host address", "ip_network") from None
+        if any(sep in t for sep in (",", ";", " ")):
+            raise IPError("several addresses in one cell", "multiple_ips") from None
+        raise IPError("not an IPv4/IPv6 address") from None
     if addr.ipv4_mapped is not None:
         return normalize_ip(str(addr.ipv4_mapped))
     if addr.is_unspecified or addr.is_loopback or addr.is_multicast:
-        raise ValueError("not a host address (unspecified, loopback or multicast)")
+        raise IPError("not a host address (unspecified, loopback or multicast)")
     return IPValue(addr.compressed, int(addr), 6)
 
 
@@ -352,8 +419,9 @@ def _lines_not_matching(values: Sequence[str], lines: re.Pattern[str]) -> list[i
         line += 1
 
 
-def _check_hostnames(raw: Sequence[Cell]) -> tuple[list[str], list[int], dict[int, str]]:
-    """Fold and validate a hostname column: (hostnames, rows missing or invalid, why invalid).
+def _check_hostnames(raw: Sequence[Cell]) -> tuple[list[str], list[int], dict[int, tuple[str, str]]]:
+    """Fold and validate a hostname column: (hostnames, rows missing or invalid, why invalid: the
+    reason code, `invalid_hostname` or `formula_error`, and the message).
 
     The common cell, a plain lower-case DNS name, is recognised for the whole column at once (one
     regex over each cell, C-level `map`); the rest go through :func:`normalize_hostname`.
@@ -373,7 +441,7 @@ def _check_hostnames(raw: Sequence[Cell]) -> tuple[list[str], list[int], dict[in
     if hosts and max(map(len, hosts)) > 253:
         slow.update(i for i, h in enumerate(hosts) if len(h) > 253)
     bad: list[int] = []
-    errors: dict[int, str] = {}
+    errors: dict[int, tuple[str, str]] = {}
     for i in sorted(slow):
         text = cell_text(raw[i])
         hosts[i] = _fold_hostname(text)
@@ -384,13 +452,16 @@ def _check_hostnames(raw: Sequence[Cell]) -> tuple[list[str], list[int], dict[in
             hosts[i] = normalize_hostname(text)
         except ValueError as exc:
             bad.append(i)
-            errors[i] = str(exc)
+            if is_formula_error(text):
+                errors[i] = ("formula_error", f"the cell shows the spreadsheet error {text.strip()}, not a name")
+            else:
+                errors[i] = ("invalid_hostname", str(exc))
     return hosts, bad, errors
 
 
-def _check_ips(raw: Sequence[Cell]) -> tuple[list[str | None], list[int], dict[int, int], dict[int, str]]:
+def _check_ips(raw: Sequence[Cell]) -> tuple[list[str | None], list[int], dict[int, int], dict[int, tuple[str, str]]]:
     """Normalise and validate an IP column: (canonical texts, integers, rows without an IPv4 address
-    and their version, why invalid).
+    and their version, why invalid: the reason code and the message).
 
     The common cell, a canonical IPv4 host address, is recognised for the whole column at once;
     the rest go through :func:`normalize_ip`.
@@ -406,7 +477,7 @@ def _check_ips(raw: Sequence[Cell]) -> tuple[list[str | None], list[int], dict[i
         ips[i] = "0.0.0.0"  # no IPv4 text: a placeholder with first octet 0, looked at below
     numbers = list(map(int.from_bytes, map(socket.inet_aton, cast("list[str]", ips))))
     no_v4: dict[int, int] = {}
-    errors: dict[int, str] = {}
+    errors: dict[int, tuple[str, str]] = {}
     # the rare rows: not a canonical IPv4 text (first octet 0 here), or not a host address
     for i in compress(count(), map(_NOT_HOST_FIRST_OCTET.__contains__, map(rshift, numbers, repeat(24)))):
         ips[i], numbers[i], no_v4[i] = None, 0, 0
@@ -418,8 +489,8 @@ def _check_ips(raw: Sequence[Cell]) -> tuple[list[str | None], list[int], dict[i
             continue  # only spaces: no IP given
         try:
             parsed = normalize_ip(text)
-        except ValueError as exc:
-            errors[i] = str(exc)
+        except IPError as exc:
+            errors[i] = (exc.reason, str(exc))
             continue
         ips[i], numbers[i] = parsed.text, parsed.value
         if parsed.version == 4:

@@ -13,16 +13,16 @@ below reaches :func:`main`, which alone turns it into its line on stderr and its
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, Final
 
 import typer
-from rich.markup import escape
 
 from msib import __version__
-from msib.cli import check, contain, delivery, deploy, device, inventory, lab, siem, site, update
 from msib.cli.console import console
 from msib.errors import MsibError
+from msib.escape import rich_markup
 
 app = typer.Typer(
     name="msib",
@@ -52,30 +52,51 @@ def _root(
     _DEBUG = debug
 
 
-# the commands, in the order `msib --help` lists them (top-level commands first, then the groups)
-app.command("deploy")(deploy.deploy_cmd)
-app.command("check")(check.check_cmd)
-app.command("contain")(contain.contain_cmd)
-app.add_typer(lab.lab_app, name="lab")
-app.add_typer(siem.siem_app, name="siem")
-app.add_typer(device.device_app, name="device")
-app.add_typer(update.update_app, name="update")
-app.add_typer(inventory.inventory_app, name="inventory")
-app.add_typer(site.site_app, name="site")
-app.add_typer(delivery.delivery_app, name="delivery")
+# the commands, in the order `msib --help` lists them (top-level commands first, then the groups):
+# name -> (module of msib.cli, its command function or group app). A command's module is imported,
+# and its parameters built, only when that command runs (or for help): `msib inventory build`
+# does not load deploy's, check's or the lab's.
+_COMMANDS: Final = {
+    "deploy": ("deploy", "deploy_cmd"),
+    "check": ("check", "check_cmd"),
+    "contain": ("contain", "contain_cmd"),
+    "lab": ("lab", "lab_app"),
+    "siem": ("siem", "siem_app"),
+    "device": ("device", "device_app"),
+    "update": ("update", "update_app"),
+    "inventory": ("inventory", "inventory_app"),
+    "site": ("site", "site_app"),
+    "delivery": ("delivery", "delivery_app"),
+}
+
+
+def register_commands(argv: list[str] | None = None) -> typer.Typer:
+    """Add to :data:`app` the command `argv` names (every command when it names none, or for help)."""
+    args = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")]
+    only = args[0] if args and args[0] in _COMMANDS else None
+    registered = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    for name, (module, attr) in _COMMANDS.items():
+        if (only is not None and name != only) or name in registered:
+            continue
+        target = getattr(importlib.import_module(f"msib.cli.{module}"), attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
+    return app
 
 
 def main() -> None:
     """Console-script entry point: run the app, turn msib errors into one line and an exit code."""
     try:
         # with standalone_mode=False click *returns* the code of `raise typer.Exit(n)`
-        code = app(standalone_mode=False)
+        code = register_commands()(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except MsibError as exc:
         if _DEBUG:
             console.print_exception()
-        console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        console.print(f"[red]error:[/] {rich_markup(exc)}", highlight=False, soft_wrap=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -93,6 +114,6 @@ def main() -> None:
             sys.exit(code or 2)
         if _DEBUG or "--debug" in sys.argv:
             raise
-        text = f"{type(exc).__name__}: {escape(str(exc))} (run with --debug for a traceback)"
+        text = f"{type(exc).__name__}: {rich_markup(exc)} (run with --debug for a traceback)"
         console.print(f"[red]internal error:[/] {text}", highlight=False, soft_wrap=True)
         sys.exit(2)

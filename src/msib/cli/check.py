@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from msib.cli.console import console, out, print_json
+from msib.escape import plain, rich_markup, rich_text
 
 if TYPE_CHECKING:
     from msib.checks import CheckResult, CheckRun
@@ -34,7 +35,7 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
 
         def start(hosts: list[Appliance]) -> None:
             for h in hosts:
-                tasks[h.name] = progress.add_task(h.name, total=len(checks_for(h.role)), status="")
+                tasks[h.name] = progress.add_task(rich_markup(h.name), total=len(checks_for(h.role)), status="")
 
         def result(r: CheckResult) -> None:
             if r.outcome != "passed":
@@ -42,7 +43,7 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
             status = f"[red]{bad[r.host]} not passed[/]" if r.host in bad else "[green]ok[/]"
             progress.update(tasks[r.host], advance=1, status=status)
             if not console.is_terminal and r.outcome != "passed":
-                console.print(f"{r.host} {r.check_id}: {r.outcome}", highlight=False)
+                console.print(plain(f"{r.host} {r.check_id}: {r.outcome}"), markup=False, highlight=False)
 
         run = run_checks(inventory, vars_files=vars_files, limit=limit, workers=workers,
                          on_result=result, on_start=start)
@@ -52,16 +53,17 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
     for h in run.hosts:
         rs = run.by_host().get(h.name, [])
         n = {k: sum(r.outcome == k for r in rs) for k in ("passed", "failed", "error")}
-        table.add_row(h.name, h.role, str(n["passed"]), f"[red]{n['failed']}[/]" if n["failed"] else "0",
+        table.add_row(rich_text(h.name), rich_text(h.role), str(n["passed"]),
+                      f"[red]{n['failed']}[/]" if n["failed"] else "0",
                       f"[yellow]{n['error']}[/]" if n["error"] else "0")
     target = console if as_json else out
     target.print(table)
     for r in findings(run)[:20]:
         last = [ln for ln in r.evidence.splitlines() if ln.strip()][-1:] or [""]
-        target.print(f"[red]{r.outcome.upper()}[/] {r.host} {r.check_id} ({r.severity}): {last[0]}",
+        target.print(f"[red]{r.outcome.upper()}[/] " + rich_markup(f"{r.host} {r.check_id} ({r.severity}): {last[0]}"),
                      highlight=False, soft_wrap=True)
-    target.print(f"report: {paths['html']} (also {paths['junit'].name}, {paths['markdown'].name}, "
-                 f"{paths['json'].name})", highlight=False, soft_wrap=True)
+    target.print(plain(f"report: {paths['html']} (also {paths['junit'].name}, {paths['markdown'].name}, "
+                       f"{paths['json'].name})"), markup=False, highlight=False, soft_wrap=True)
     return run, paths
 
 

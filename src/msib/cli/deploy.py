@@ -14,6 +14,7 @@ from rich.console import Console
 from msib.cli.console import console, out, print_json
 from msib.engines.result import DEFAULT_STEP_TIMEOUT_S, ENGINES, DeployResult, Outcome
 from msib.errors import InputError
+from msib.escape import plain
 
 if TYPE_CHECKING:
     from rich.live import Live
@@ -105,7 +106,7 @@ class LiveProgress:
                 self._redraw()
             elif self.console is not None:
                 for host, step, secs in self.waiting():
-                    self.console.print(f"{host}: still on {step!r} after {secs:.0f} s", markup=False,
+                    self.console.print(plain(f"{host}: still on {step!r} after {secs:.0f} s"), markup=False,
                                        highlight=False)
 
     def _redraw(self) -> None:
@@ -121,8 +122,8 @@ class LiveProgress:
         with self._lock:
             for host, row in sorted(self.rows.items()):
                 step = f"{row['now']} ({now - row['since']:.0f} s)" if row["now"] else ""
-                table.add_row(Text(host), str(row["done"]), str(row["changed"]),
-                              Text(str(row["failed"]), style="red" if row["failed"] else ""), Text(step))
+                table.add_row(Text(plain(host)), str(row["done"]), str(row["changed"]),
+                              Text(str(row["failed"]), style="red" if row["failed"] else ""), Text(plain(step)))
         return table
 
 
@@ -139,8 +140,8 @@ def summary_table(result: DeployResult) -> Table:
         if h.failed or h.error:
             failed = Text(str(h.failed), style="red")
             if h.error:
-                failed.append(f" ({h.error})")
-        table.add_row(Text(name), str(h.changed), str(h.unchanged), failed)
+                failed.append(plain(f" ({h.error})"))
+        table.add_row(Text(plain(name)), str(h.changed), str(h.unchanged), failed)
     return table
 
 

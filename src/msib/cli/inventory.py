@@ -45,23 +45,34 @@ def inventory_build(
     ] = None,
     ssh_key: Annotated[Path | None, typer.Option("--ssh-key", help="Private key to log in with.")] = None,
     ssh_user: Annotated[str | None, typer.Option("--ssh-user", help="Login user (default: the site plan's).")] = None,
+    max_file_mb: Annotated[int, typer.Option("--max-file-mb", help="Largest appendix file, in MB.")] = 64,
+    max_rows: Annotated[int, typer.Option("--max-rows", help="Most rows of one sheet or CSV file.")] = 250_000,
+    max_columns: Annotated[int, typer.Option("--max-columns", help="Most columns of one sheet or CSV row.")] = 256,
+    max_cell_chars: Annotated[int, typer.Option("--max-cell-chars", help="Most characters in one cell.")] = 32_767,
 ) -> None:
     """Read the appendix and the site plan; write hosts.yml, pyinfra_inventory.py, objects.json, reports."""
+    from msib.appendix.bounds import ReadLimits
     from msib.inventory import RowsRejected, SshSettings, build_inventory
 
     try:
         ssh = SshSettings(ssh_config=ssh_config, known_hosts=known_hosts, identity_file=ssh_key, user=ssh_user)
-        result = build_inventory(site, appendices, out_dir, as_of=_as_of(as_of), strict=strict, ssh=ssh)
+        limits = ReadLimits(max_file_bytes=max_file_mb << 20, max_rows=max_rows, max_columns=max_columns,
+                            max_cell_chars=max_cell_chars)
+        result = build_inventory(site, appendices, out_dir, as_of=_as_of(as_of), strict=strict, ssh=ssh,
+                                 limits=limits)
     except RowsRejected as exc:
-        from rich.markup import escape
+        from msib.escape import plain
 
         for r in exc.rejected:
             place = r.file if r.sheet is None else f"{r.file} [{r.sheet}]"
             col = f" {r.column}" if r.column else ""
-            console.print(escape(f"  {place} row {r.row}{col}: {r.reason}: {r.message}"), highlight=False,
-                          soft_wrap=True)
+            console.print(plain(f"  {place} row {r.row}{col}: {r.reason}: {r.message}"), markup=False,
+                          highlight=False, soft_wrap=True)
         raise  # the error line and the exit code: msib.cli.main
-    console.print(f"[green]wrote {out_dir}[/]: {result.summary()}; see {out_dir / 'report.md'}", highlight=False)
+    from msib.escape import rich_markup
+
+    summary = rich_markup(f"{result.summary()}; see {out_dir / 'report.md'}")
+    console.print(f"[green]wrote {rich_markup(out_dir)}[/]: {summary}", highlight=False, soft_wrap=True)
 
 
 @inventory_app.command("diff")

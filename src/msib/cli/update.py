@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from msib.cli.console import console, out, print_json
+from msib.escape import plain, rich_markup
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 update_app = typer.Typer(help="Unattended updates: packages (security first) and the IDS rule set.",
                          invoke_without_command=True)
@@ -52,23 +56,29 @@ def update_cmd(
     try:
         run = up.run_update(inventory, packages=packages, rules=rules, vars_files=vars_file or [], limit=names,
                             rules_source=rules_source, lock=lock_file or up.DEFAULT_LOCK,
-                            on_step=lambda line: console.print(line, highlight=False))
+                            on_step=lambda line: console.print(plain(line), markup=False, highlight=False))
     except up.UpdateLocked as exc:
         if as_json:
             print_json({"ok": False, "locked": True, "exit_code": up.EXIT_LOCKED, "message": str(exc)})
-        console.print(f"[yellow]refused:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]refused:[/] {rich_markup(exc)}", highlight=False, soft_wrap=True)
         sys.exit(up.EXIT_LOCKED)
     summary = run.as_json()
     if as_json:
         print_json(summary)
     else:
-        for h, p in (summary["packages"] or {}).items():
-            out.print(f"{h}: {len(p['upgraded'])} upgraded ({p['security']} security), restarted "
-                      f"{', '.join(p['restarted']) or 'nothing'}" + (f" [red]{p['error']}[/]" if p["error"] else ""))
-        for h, s in ((summary["rules"] or {}).get("sensors") or {}).items():
-            out.print(f"{h}: rules {s['status']} {s['version'] or ''} ({s['rules_loaded']} loaded)"
-                      + (f" [red]{s['error']}[/]" if s["error"] else ""))
+        print_summary(summary, out)
     sys.exit(run.exit_code())
+
+
+def print_summary(summary: dict[str, Any], out: Console) -> None:
+    """One line per host: packages upgraded and restarts, the rule set loaded (text from hosts as text)."""
+    e = rich_markup
+    for h, p in (summary["packages"] or {}).items():
+        out.print(e(f"{h}: {len(p['upgraded'])} upgraded ({p['security']} security), restarted "
+                    f"{', '.join(p['restarted']) or 'nothing'}") + (f" [red]{e(p['error'])}[/]" if p["error"] else ""))
+    for h, s in ((summary["rules"] or {}).get("sensors") or {}).items():
+        out.print(e(f"{h}: rules {s['status']} {s['version'] or ''} ({s['rules_loaded']} loaded)")
+                  + (f" [red]{e(s['error'])}[/]" if s["error"] else ""))
 
 
 @update_app.command("install-timer")

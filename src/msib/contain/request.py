@@ -73,16 +73,31 @@ def parse_ttl(text: str) -> int:
 def parse_target(text: str, option: str = "--ip") -> IPv4Net:
     """The IPv4 address or network to block (``A.B.C.D`` or ``A.B.C.D/NN`` without host bits).
 
+    Only the canonical text is accepted: a block is an emergency act on a government network, so
+    text that is not exactly what it names (spaces, a padded prefix length) is refused, not guessed.
+
+    >>> parse_target(" 198.18.32.100")
+    Traceback (most recent call last):
+    msib.errors.InputError: --ip: ' 198.18.32.100' has white space around the address (give exactly 198.18.32.100)
+
     Raises:
-        InputError: not an IPv4 address/network, IPv6 (the set is ``ipv4_addr``), or host bits set.
+        InputError: not an IPv4 address/network, not canonical, IPv6 (the set is ``ipv4_addr``),
+            or host bits set.
     """
+    bare = text.strip()
     try:
-        net = ipaddress.ip_network(text.strip(), strict=True)
+        net = ipaddress.ip_network(bare, strict=True)
     except ValueError as exc:
         raise InputError(option, f"{text!r} is not an address or network ({exc})",
                          fix="give A.B.C.D or A.B.C.D/NN with no host bits") from None
     if not isinstance(net, ipaddress.IPv4Network):
-        raise InputError(option, f"{text} is IPv6; containment sets and ACLs are IPv4 only")
+        raise InputError(option, f"{bare} is IPv6; containment sets and ACLs are IPv4 only")
+    canonical = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+    if bare != text:
+        raise InputError(option, f"{text!r} has white space around the address", fix=f"give exactly {canonical}")
+    if text not in (canonical, str(net)):
+        raise InputError(option, f"{text!r} is not the canonical form of {canonical}",
+                         fix=f"give exactly {canonical}")
     return net
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from msib.appendix import Appendix, OsFamily, ReadResult, Reason, Rejection, check_rows, os_table, read_appendix
+from msib.appendix.bounds import DEFAULT_LIMITS, ReadLimits
 from msib.errors import InputError, MsibError
 from msib.inventory.model import _RESERVED_GROUPS, INVENTORY_FILES, SshSettings
 from msib.inventory.views import _counts, iter_inventory_files
@@ -37,6 +38,8 @@ class BuildResult:
     by_circuit: Mapping[CircuitName, int]
     by_os_family: Mapping[OsFamily, int]
     files: tuple[str, ...] = field(default=INVENTORY_FILES)
+    #: header cells read as no field: `file [sheet] D 'header'`
+    unmapped_columns: tuple[str, ...] = ()
 
     def summary(self) -> str:
         """One line for the terminal."""
@@ -48,6 +51,9 @@ class BuildResult:
             text += f", {self.excluded} excluded"
         if self.os_eol:
             text += f"; {self.os_eol} objects past OS end of life"
+        if self.unmapped_columns:
+            shown = ", ".join(self.unmapped_columns[:5]) + (", …" if len(self.unmapped_columns) > 5 else "")
+            text += f"; columns not understood: {shown}"
         return text
 
 
@@ -101,6 +107,7 @@ def build_inventory(
     as_of: dt.date | None = None,
     strict: bool = False,
     ssh: SshSettings | None = None,
+    limits: ReadLimits | None = None,
 ) -> BuildResult:
     """Build one SB's inventory directory from its site plan and appendix files.
 
@@ -111,6 +118,9 @@ def build_inventory(
         as_of: the day that decides what is past end of life (default: today).
         strict: refuse to write anything when a row is rejected.
         ssh: connection settings for the engines (host keys are always checked strictly).
+        limits: how much an appendix file may hold (size, rows, columns, cell length; default
+            :data:`~msib.appendix.bounds.DEFAULT_LIMITS`): over one, the build refuses it (exit 2)
+            before spending the memory.
 
     Returns:
         The counts of what was written.
@@ -132,17 +142,22 @@ def build_inventory(
     _check_ssh(ssh)
     site = Path(site_path)
     with _gc_paused(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="msib-discard") as discarding:
-        plan, reads = _read_inputs(site, paths)
+        plan, reads = _read_inputs(site, paths, limits or DEFAULT_LIMITS)
         appendix = check_rows(reads, plan, as_of=as_of or dt.date.today())
         _check_plan_for_build(plan, appendix, str(site))
         if strict and appendix.rejected:
             raise RowsRejected(appendix.rejected)
         counts = _counts(plan, appendix)
         day = appendix.as_of
+        unmapped = tuple(
+            f"{s.file}{'' if s.sheet is None else f' [{s.sheet}]'} {letter} {header!r}"
+            for s in appendix.sheets for letter, header in s.unmapped
+        )
         old_set: list[Future[None]] = []
         files = iter_inventory_files(plan, appendix, ssh=ssh, site_dir=site.absolute().parent)
-        # the rows as read are freed once the files are rendered, while they are flushed to disk
-        write_atomically(out, _then(files, reads.clear),
+        # the rows as read are freed once objects.json is rendered, while it is flushed to disk (and
+        # before the reports are rendered: the peak of a 200,000-row build stays lower)
+        write_atomically(out, _after_first(files, lambda: _free(reads)),
                          discard=lambda path: old_set.append(discarding.submit(_remove_old_set, path)))
         del files, appendix  # freed while the replaced set is removed (unlink runs without the GIL)
         for removed in old_set:
@@ -159,13 +174,26 @@ def build_inventory(
         by_reason=dict(counts["by_reason"]),
         by_circuit=dict(counts["by_circuit"]),
         by_os_family=dict(counts["by_os_family"]),
+        unmapped_columns=unmapped,
     )
 
 
-def _then[T](items: Iterable[T], finish: Callable[[], object]) -> Iterator[T]:
-    """The items, then `finish()` once the last one is taken."""
-    yield from items
+def _after_first[T](items: Iterable[T], finish: Callable[[], object]) -> Iterator[T]:
+    """The items; `finish()` once the first one is done with (when the second is asked for)."""
+    it = iter(items)
+    for first in it:
+        yield first
+        break
     finish()
+    yield from it
+
+
+def _free(reads: list[ReadResult]) -> None:
+    """Drop the rows as read, and give the memory back to the system."""
+    reads.clear()
+    from msib.appendix.read import _release_freed_memory
+
+    _release_freed_memory()
 
 
 def _remove_old_set(path: Path) -> None:
@@ -188,14 +216,14 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _read_inputs(site: Path, paths: Sequence[Path]) -> tuple[SitePlan, list[ReadResult]]:
+def _read_inputs(site: Path, paths: Sequence[Path], limits: ReadLimits) -> tuple[SitePlan, list[ReadResult]]:
     """The site plan and every appendix: files are parsed in threads (calamine releases the GIL)
     while the plan is validated. Errors are raised in a fixed order: the plan, then the files as given."""
     if not paths:
         return load_site(site), []
     with ThreadPoolExecutor(max_workers=min(len(paths), os.cpu_count() or 1, 4),
                             thread_name_prefix="msib-read") as pool:
-        futures = [pool.submit(read_appendix, p) for p in paths]
+        futures = [pool.submit(read_appendix, p, limits=limits) for p in paths]
         try:
             plan = load_site(site)
             os_table()

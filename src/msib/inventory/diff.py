@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
 from msib.errors import InputError
+from msib.escape import md_cell as _md
 
 ChangeKind = Literal["moved_circuit", "ip_changed", "hostname_changed", "os_changed", "newly_eol", "details_changed"]
 CHANGE_KINDS: Final[tuple[ChangeKind, ...]] = get_args(ChangeKind)
@@ -209,11 +210,6 @@ def diff_inventories(old: str | Path, new: str | Path) -> InventoryDiff:
     return diff_snapshots(a, b)
 
 
-def _md(value: object) -> str:
-    text = "" if value is None else " ".join(str(value).split())
-    return text.replace("\\", "\\\\").replace("|", "\\|")
-
-
 def _where(obj: Mapping[str, Any]) -> str:
     src = obj.get("source")
     if not isinstance(src, dict):
@@ -245,7 +241,7 @@ def render_diff_markdown(diff: InventoryDiff) -> str:
     a, b = diff.old, diff.new
     counts = diff.counts()
     out = [
-        f"# Inventory changes: {a.path} ({a.as_of or '?'}) -> {b.path} ({b.as_of or '?'})",
+        f"# Inventory changes: {_md(a.path)} ({_md(a.as_of or '?')}) -> {_md(b.path)} ({_md(b.as_of or '?')})",
         "",
         ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items()) + ".",
         "",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import compress, repeat
@@ -15,6 +14,8 @@ import orjson
 import yaml
 
 from msib.appendix import OS_FAMILIES, REASONS, Appendix
+from msib.escape import md_cell, md_code, md_text
+from msib.escape import md_cell as _md
 from msib.inventory.model import SshSettings, _has_ipv6, inventory_model
 from msib.site import SitePlan
 
@@ -88,6 +89,7 @@ def _json_bytes(data: Any) -> bytes:
 
 
 _OBJECTS_BATCH: Final = 2000  # rows per piece written: ~1.4 MB, reused memory rather than fresh pages
+_COLUMN_CHUNK: Final = 26_000  # rows whose columns are encoded at once (a 50,000-row appendix: two)
 
 #: The keys of an ``objects.json`` entry after ``ip``, whose values are few and are encoded together:
 #: the five OS fields (they follow from the OS as typed), the circuit, the source's file and sheet.
@@ -162,41 +164,47 @@ def iter_objects_json(appendix: Appendix) -> Iterator[bytes]:
     """``objects.json`` in pieces: a JSON array with one object per line (greppable, diffable).
 
     Each entry is byte for byte ``orjson.dumps(AppendixObject.to_json())`` (a test holds it to
-    that). Each column is encoded at once (each distinct value once), then the lines are
-    assembled by interleaving the columns with the constant text between them and joined a batch
-    at a time: no Python code runs per row, and a 50,000-row appendix is never held whole as
-    JSON.
+    that). The columns are encoded :data:`_COLUMN_CHUNK` rows at a time (each distinct value of a
+    chunk once), then the lines are assembled by interleaving the columns with the constant text
+    between them and joined a batch at a time: no Python code runs per row, and neither the JSON nor
+    its encoded columns are ever held whole (200,000 rows stay within the memory of 50,000).
     """
     n = appendix.object_count
     if not n:
         yield b"[]\n"
         return
-    col = appendix.column
-    parts: list[list[bytes] | bytes] = [  # a column of texts, or a constant text
-        _json_values(col("sb"), b'{"sb":', b',"department":'),
-        _json_values(col("department")),
-        b',"location":',
-        _json_values(col("location")),
-        b',"responsible":',
-        _json_values(col("responsible")),
-        b',"hostname":"',
-        _json_strings(col("hostname")),
-        b'","ip":"',
-        _json_strings(col("ip")),
-        _json_tails([col(k) for k in _TAIL_KEYS]),
-        _json_ints(col("row")),
-        b"}},\n",
-    ]
-    width = len(parts)
     yield b"[\n"
-    for start in range(0, n, _OBJECTS_BATCH):
-        stop = min(start + _OBJECTS_BATCH, n)
-        pieces: list[bytes] = [b""] * (width * (stop - start))
-        for k, part in enumerate(parts):
-            pieces[k::width] = [part] * (stop - start) if isinstance(part, bytes) else part[start:stop]
-        if stop == n:
-            pieces[-1] = b"}}\n"
-        yield b"".join(pieces)
+    for chunk in range(0, n, _COLUMN_CHUNK):
+        end = min(chunk + _COLUMN_CHUNK, n)
+
+        def col(name: str, chunk: int = chunk, end: int = end) -> Sequence[Any]:
+            return appendix.column(name)[chunk:end]
+
+        parts: list[list[bytes] | bytes] = [  # a column of texts, or a constant text
+            _json_values(col("sb"), b'{"sb":', b',"department":'),
+            _json_values(col("department")),
+            b',"location":',
+            _json_values(col("location")),
+            b',"responsible":',
+            _json_values(col("responsible")),
+            b',"hostname":"',
+            _json_strings(col("hostname")),
+            b'","ip":"',
+            _json_strings(col("ip")),
+            _json_tails([col(k) for k in _TAIL_KEYS]),
+            _json_ints(col("row")),
+            b"}},\n",
+        ]
+        width = len(parts)
+        for start in range(0, end - chunk, _OBJECTS_BATCH):
+            stop = min(start + _OBJECTS_BATCH, end - chunk)
+            pieces: list[bytes] = [b""] * (width * (stop - start))
+            for k, part in enumerate(parts):
+                pieces[k::width] = [part] * (stop - start) if isinstance(part, bytes) else part[start:stop]
+            if chunk + stop == n:
+                pieces[-1] = b"}}\n"
+            yield b"".join(pieces)
+        del parts
     yield b"]\n"
 
 
@@ -256,20 +264,6 @@ def report_data(plan: SitePlan, appendix: Appendix) -> dict[str, Any]:
     }
 
 
-_MD_SPECIAL: Final = re.compile(r"[\\|`]|[^\S ]|  |^ | $")
-
-
-def _md(text: object) -> str:
-    """A value for a Markdown table cell: one line, `|`, `\\` and backquotes escaped."""
-    if text is None:
-        return ""
-    s = str(text)
-    if _MD_SPECIAL.search(s) is None:  # the common case: nothing to do
-        return s
-    s = " ".join(s.split())
-    return s.replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`")
-
-
 def _where(file: str, sheet: str | None, row: int) -> str:
     if sheet is None:
         return f"{file}, line {row}"
@@ -309,7 +303,7 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
     """``report.md``: the report for a person."""
     counts = data["counts"]
     out: list[str] = [
-        f"# Inventory report: {_md(plan.state_body)} (`{plan.code}`)",
+        f"# Inventory report: {md_text(plan.state_body)} ({md_code(plan.code)})",
         "",
         f"As of {appendix.as_of.isoformat()} (decides which operating systems are past end of life).",
         "",
@@ -318,7 +312,7 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
         out += ["Read:", ""]
         for inp in appendix.inputs:
             extra = f", {inp.encoding}, delimiter {inp.delimiter!r}" if inp.format == "csv" else ""
-            out.append(f"- `{_md(inp.file)}` ({inp.format}{extra}; sha256 {inp.sha256[:12]})")
+            out.append(f"- {md_code(inp.file)} ({inp.format}{extra}; sha256 {inp.sha256[:12]})")
         out.append("")
     else:
         out += ["No appendix given: the inventory holds the site plan's appliances only.", ""]
@@ -388,6 +382,16 @@ def render_report_md(plan: SitePlan, appendix: Appendix, data: Mapping[str, Any]
             + " (each listed in report.json under `skipped`).",
             "",
         ]
+    unmapped = [s for s in appendix.sheets if s.unmapped]
+    if unmapped:
+        out += ["## Columns not understood", "",
+                "Read as no field of the form (their cells are in no output); rename them as in the form if they "
+                "hold one:", ""]
+        for s in unmapped:
+            place = md_cell(s.file if s.sheet is None else f"{s.file}, sheet {s.sheet}")
+            cols = "; ".join(f"{letter} {md_code(header)}" for letter, header in s.unmapped)
+            out.append(f"- {place}, header row {s.header_row}: {cols}")
+        out.append("")
     hidden = [s for s in appendix.sheets if s.status in ("hidden", "not_a_worksheet")]
     if hidden:
         out.append("Sheets not read: " + ", ".join(f"{_md(s.sheet)} ({s.status})" for s in hidden) + ".")

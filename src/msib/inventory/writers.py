@@ -5,12 +5,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from queue import SimpleQueue
+from queue import Queue
+from stat import S_ISDIR as stat_is_dir
 from typing import Final
 
 from msib.errors import InputError
@@ -64,20 +66,80 @@ def check_out_dir(out: Path) -> None:
             )
 
 
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask would race other threads)."""
+#: Inventories hold the names of people (`responsible`), their offices and hosts: readable by the
+#: owner only, whatever the umask.
+FILE_MODE: Final = 0o600
+DIR_MODE: Final = 0o700
+
+
+# --- temporary directories: named after the build that owns them ----------------------------------
+
+
+def _start_time(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None when it is gone.
+
+    A PID can be reused by a later process: the start time tells the two apart.
+    """
     try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    return 0o022
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""  # /proc not readable: known alive or not by os.kill only
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else ""
+
+
+def _owner_tag() -> str:
+    """`msib-<pid>-<start time>`: what the temporary directories of this process are named with."""
+    pid = os.getpid()
+    return f"msib-{pid}-{_start_time(pid) or 0}"
+
+
+_TEMP_RE: Final = re.compile(r"\.(?P<out>.+)\.msib-(?P<pid>[0-9]+)-(?P<start>[0-9]+)\.[A-Za-z0-9_]+\.(?:new|old)")
+
+
+def _owner_alive(pid: int, start: str) -> bool:
+    """Whether the build that named a temporary directory may still run: its PID is taken by a
+    process started at the time the name says (when /proc cannot tell, it is taken as running)."""
+    now = _start_time(pid)
+    if now is None:
+        return False
+    return not (now and start != "0") or now == start
+
+
+def remove_stale_temp_dirs(out: Path) -> list[Path]:
+    """Remove the temporary directories an earlier build of `out` left when it was killed (SIGKILL,
+    power loss): a new set half written, or a replaced set not yet removed.
+
+    Only what this code names (`.<out>.msib-<pid>-<start>.<random>.new|.old`), beside `out`, owned by
+    this user, a directory (not a link), and only when the process named in it is gone (its PID is
+    free, or taken by a process started at another time). Returns what was removed.
+    """
+    parent = out.absolute().parent
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _TEMP_RE.fullmatch(entry.name)
+        if m is None or m["out"] != out.name:
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat_is_dir(st.st_mode) or st.st_uid != os.getuid() or _owner_alive(int(m["pid"]), m["start"]):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed.append(Path(entry.path))
+    return removed
 
 
 def _write_file(path: Path, data: bytes | Iterable[bytes]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     with os.fdopen(fd, "wb") as f:
         if isinstance(data, bytes):
             f.write(data)
@@ -88,10 +150,15 @@ def _write_file(path: Path, data: bytes | Iterable[bytes]) -> None:
         os.fsync(f.fileno())
 
 
+_PIECES_AHEAD: Final = 8
+
+
 def _write_pieces(pool: ThreadPoolExecutor, path: Path, pieces: Iterable[bytes]) -> Future[None]:
     """Write a file given in pieces: they are produced here and written by a thread of `pool` as
-    they come (the thread holds the GIL only between two writes), then flushed to disk there."""
-    queue: SimpleQueue[bytes | None] = SimpleQueue()
+    they come (the thread holds the GIL only between two writes), then flushed to disk there. At most
+    :data:`_PIECES_AHEAD` pieces wait: the producer never holds the whole file (objects.json of
+    200,000 rows is over 100 MB)."""
+    queue: Queue[bytes | None] = Queue(maxsize=_PIECES_AHEAD)
     done = pool.submit(_write_file, path, iter(queue.get, None))
     try:
         for piece in pieces:
@@ -130,10 +197,12 @@ def write_atomically(
     check_out_dir(out)
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".new", dir=parent))
+    remove_stale_temp_dirs(out)
+    tag = _owner_tag()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}.", suffix=".new", dir=parent))  # mode 0700
     items = files.items() if isinstance(files, Mapping) else files
     try:
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, DIR_MODE)
         names: set[str] = set()
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="msib-write") as pool:
             pending = []
@@ -152,7 +221,7 @@ def write_atomically(
             if _exchange(tmp, out):
                 discard(tmp)  # the old set, now at tmp
             else:
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=parent))
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.{tag}.", suffix=".old", dir=parent))
                 os.rmdir(old)
                 os.rename(out, old)
                 try:

@@ -4,7 +4,7 @@ A driver is a context manager: the constructor only stores settings, `with` open
 
 Example:
     >>> with WazuhDriver(url, creds, ca_file=ca) as siem:                 # doctest: +SKIP
-    ...     mine = siem.list_agents("lab-")
+    ...     mine = siem.list_agents("lab.")
     ...     siem.publish_list("msib-lab-objects", {"10.0.0.5": "pc5,internal,windows"})
 """
 

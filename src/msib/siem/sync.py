@@ -4,14 +4,16 @@ Reads the inventory directory (docs/inventory-contract.md), and the SIEM's curre
 this SB's prefix, then:
 
 - **appliances** (hosts of the groups `collector`, `ids_sensor`, `firewall`, `netdev` that carry
-  `msib_appliance`) are agents named `<code>-<appliance>`: missing ones are registered one by one,
+  `msib_appliance`) are agents named `<code>.<appliance>`: missing ones are registered one by one,
   those that left the site plan (or changed address) are deregistered with
   `status=all&older_than=0s&purge=true`, the rest are left alone;
 - **objects** (DIR/objects.json) are one CDB list `msib-<code>-objects`, key = IP, value
   `<hostname>,<circuit>,<os_family>`, published in one request when it differs.
 
-Agents of other SBs (other prefixes) are never listed as ours, so never touched. When SIEM and
-inventory agree, no write request is sent.
+Ownership is proven by the name: a code is a DNS label and never holds the '.', so `<code>.`
+starts this SB's agents and no other SB's (`mcri.` is not a prefix of `mcri-kz.col-1`). Agents of
+other SBs are never listed as ours, so never touched. When SIEM and inventory agree, no write
+request is sent.
 
 Example:
     >>> inv = sb_inventory(Path("inventories/lab/build"))                     # doctest: +SKIP
@@ -34,13 +36,39 @@ from typing import Any, Literal
 from msib import contract
 from msib.errors import InputError
 from msib.siem.base import Agent, SiemDriver
+from msib.site import SB_CODE_PATTERN
 
 ROLE_GROUPS = contract.ROLE_GROUPS
 CIRCUITS = ("internal", "external")
 OS_FAMILIES = ("windows", "linux", "network", "other")
-_CODE_RE = re.compile(r"^[a-z0-9-]{2,32}$")
+#: between SB code and appliance in an agent name: no SB code can hold it (a code is a DNS label,
+#: enforced by the site plan's schema), so the code of `mcri-kz.col-1` is `mcri-kz` and nothing else
+SEPARATOR = "."
+_CODE_RE = re.compile(SB_CODE_PATTERN)
 _AGENT_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
 _VALUE_BAD = re.compile(r"[,:\"\n\r]")
+
+
+def agent_name(code: str, appliance: str) -> str:
+    """The SIEM source name of an appliance: `<code>.<appliance>`.
+
+    >>> agent_name("mcri-kz", "col-int-1")
+    'mcri-kz.col-int-1'
+    """
+    return f"{code}{SEPARATOR}{appliance}"
+
+
+def owner(agent: str) -> str | None:
+    """The SB code an agent name proves it belongs to, or None for a name msib did not make.
+
+    The code is everything before the first separator, and only if that is a valid code: a code
+    never holds the separator, so no other SB's name can start with `<code>.`.
+
+    >>> owner("mcri-kz.col-int-1"), owner("mcri.kz-col-1"), owner("mcri-kz-col-1")
+    ('mcri-kz', 'mcri', None)
+    """
+    code, sep, rest = agent.partition(SEPARATOR)
+    return code if sep and rest and _CODE_RE.fullmatch(code) else None
 
 
 @dataclass(frozen=True)
@@ -65,8 +93,17 @@ class SbInventory:
 
     @property
     def prefix(self) -> str:
-        """The agent-name prefix of this SB: `<code>-`."""
-        return f"{self.code}-"
+        """The agent-name prefix of this SB: `<code>.` (the names that prove it is theirs)."""
+        return agent_name(self.code, "")
+
+    def owns(self, agent: str) -> bool:
+        """True when `agent` is this SB's by its name (:func:`owner`)."""
+        return owner(agent) == self.code
+
+    @property
+    def legacy_names(self) -> frozenset[str]:
+        """The names msib gave this SB's appliances before the separator (`<code>-<appliance>`)."""
+        return frozenset(f"{self.code}-{s.name.removeprefix(self.prefix)}" for s in self.appliances)
 
     @property
     def list_name(self) -> str:
@@ -90,6 +127,8 @@ class Plan:
     list_action: ListAction
     list_name: str
     desired_list: Mapping[str, str] = field(repr=False)
+    # agents under this SB's names from before the separator: reported, never touched
+    legacy: tuple[Agent, ...] = ()
 
     @property
     def nothing_to_do(self) -> bool:
@@ -111,7 +150,7 @@ class SyncResult:
         p = self.plan
         return {
             "agents": {"add": [s.name for s in p.add], "remove": [a.name for a in p.remove],
-                       "unchanged": len(p.unchanged)},
+                       "unchanged": len(p.unchanged), "legacy": [a.name for a in p.legacy]},
             "objects": {"add": p.objects_add, "remove": p.objects_remove, "unchanged": p.objects_unchanged},
             "requests": {"read": self.read_requests, "write": self.write_requests},
         }
@@ -124,9 +163,9 @@ def _sources(inv: contract.Inventory) -> tuple[str, list[Source]]:
     """The SB code and the appliances (agents) of an inventory, validated for the SIEM."""
     file = str(inv.hosts_file)
     code = inv.sb_code
-    if code is None or not _CODE_RE.match(code):
+    if code is None or not _CODE_RE.fullmatch(code):
         raise InputError(file, f"missing or invalid SB code {code!r}", where="all.vars.msib_sb_code",
-                         fix="a code is [a-z0-9-]{2,32}")
+                         fix="a code is a DNS label of 2..32 characters: a-z, 0-9 and inner '-'")
     sources: dict[str, Source] = {}
     for host in sorted(inv.of(*ROLE_GROUPS), key=lambda a: a.name):
         app = host.vars.get("msib_appliance")
@@ -136,8 +175,8 @@ def _sources(inv: contract.Inventory) -> tuple[str, list[Source]]:
         name, address = app.get("name"), app.get("address")
         if not isinstance(name, str) or not name:
             raise InputError(file, "an appliance needs a name", where=f"{where}.name")
-        agent = f"{code}-{name}"
-        if not _AGENT_RE.match(agent):
+        agent = agent_name(code, name)
+        if not _AGENT_RE.fullmatch(agent):
             raise InputError(file, f"agent name {agent!r} is not [a-z0-9._-]", where=f"{where}.name",
                              fix="use lower-case letters, digits, '.', '_' and '-'")
         try:
@@ -235,8 +274,15 @@ def sb_inventory(directory: str | Path, *, url: str | None = None, ca_file: Path
 
 
 def make_plan(inventory: SbInventory, siem: SiemDriver) -> Plan:
-    """Read the SIEM's state under this SB's prefix (reads only) and compute the changes."""
-    current = siem.list_agents(inventory.prefix)
+    """Read the SIEM's state under this SB's prefix (reads only) and compute the changes.
+
+    Only agents whose name proves they are this SB's (`<code>.`, :func:`owner`) can be removed.
+    The listing searches the bare code, so the same request also finds this SB's names from
+    before the separator (`<code>-<appliance>`): those are reported as legacy and left alone.
+    """
+    listed = siem.list_agents(inventory.code)
+    current = [a for a in listed if inventory.owns(a.name)]
+    legacy = tuple(a for a in listed if a.name in inventory.legacy_names)
     wanted = {s.name: s for s in inventory.appliances}
     by_name: dict[str, list[Agent]] = {}
     for agent in current:
@@ -264,7 +310,7 @@ def make_plan(inventory: SbInventory, siem: SiemDriver) -> Plan:
     elif not desired and current_list is not None:
         action = "delete"
     return Plan(tuple(add), tuple(remove), tuple(unchanged), objects_add, objects_remove, same, action,
-                inventory.list_name, desired)
+                inventory.list_name, desired, legacy)
 
 
 def apply_plan(plan: Plan, siem: SiemDriver) -> None:
@@ -299,6 +345,12 @@ def describe(result: SyncResult, inventory: SbInventory, url: str, dry_run: bool
     p = result.plan
     n_objects = len(p.desired_list)
     lines = [f"SIEM {url}, SB {inventory.code}: {len(inventory.appliances)} appliances, {n_objects} objects"]
+    if p.legacy:
+        lines.append(f"note: {len(p.legacy)} agent(s) carry this SB's names from before the '.' separator "
+                     f"({inventory.code}-<appliance>): "
+                     f"{', '.join(a.name for a in p.legacy)}. A name without the '.' cannot prove which SB it "
+                     "belongs to, so msib leaves them; remove them at the SIEM once these are registered as "
+                     f"{inventory.prefix}<appliance>")
     if p.nothing_to_do:
         lines.append(f"nothing to do: {len(p.unchanged)} agents and list {p.list_name} ({p.objects_unchanged} "
                      f"objects) already match ({result.read_requests} read, {result.write_requests} write requests)")

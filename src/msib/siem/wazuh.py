@@ -15,8 +15,8 @@ Credentials and tokens are :class:`~msib.secrets.Secret` values: never logged, n
 Example:
     >>> creds = credentials.resolve()                                    # doctest: +SKIP
     >>> with WazuhDriver("https://198.18.0.10:55000", creds, ca_file=Path("ca.pem")) as siem:
-    ...     siem.list_agents("lab-")                                     # doctest: +SKIP
-    [Agent(id='001', name='lab-col-int-1', ip='198.18.31.10', status='never_connected')]
+    ...     siem.list_agents("lab.")                                     # doctest: +SKIP
+    [Agent(id='001', name='lab.col-int-1', ip='198.18.31.10', status='never_connected')]
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ LIMIT_MAX = 100_000
 RETRY_STATUSES = frozenset({502, 503, 504})
 #: agents removed per DELETE request (keeps the URL short)
 DELETE_CHUNK = 500
+#: Wazuh's item-failure codes msib treats as "already in the wanted state"
+AGENT_MISSING = 1701
+LIST_MISSING = 1802
+LIST_DELETE_MISSING = 1906
 
 
 class SiemTlsError(SiemError):
@@ -276,7 +280,7 @@ class WazuhDriver(SiemDriver):
         """Every agent whose name starts with `prefix`, paging through `GET /agents`.
 
         Wazuh's `search` matches a substring in any field, so the exact prefix is checked here:
-        `search=lab-` also finds `xlab-col-1`, which belongs to another SB.
+        `search=lab` also finds `xlab.col-1`, which belongs to another SB.
         """
         agents: list[Agent] = []
         offset = 0
@@ -324,8 +328,9 @@ class WazuhDriver(SiemDriver):
             body = _json(resp)
             if body.get("error") == 1705:
                 raise SiemError(
-                    f"the SIEM at {self.url} refuses to register {name!r}: {_detail(resp)}. The name is taken by an "
-                    "agent msib does not see: one deleted without purge keeps its name; remove its key at the SIEM"
+                    f"the SIEM at {self.url} refuses to register {name!r}: {_detail(resp)}. An agent of that name "
+                    "appeared after this sync read the SIEM (another sync or a person registered it): run the "
+                    "sync again; if it stays, the SIEM keeps the name reserved and its key must be removed there"
                 )
             raise self._answer_error(resp, "POST", "/agents")
         agent_id = _json(resp).get("data", {}).get("id")
@@ -337,7 +342,7 @@ class WazuhDriver(SiemDriver):
         """`DELETE /agents?agents_list=..&status=all&older_than=0s&purge=true`, in chunks.
 
         All three of `status=all`, `older_than=0s` and `purge=true` matter: without `older_than`
-        Wazuh skips agents added this week, without `purge` the name stays taken.
+        Wazuh skips agents added this week (code 1731); `purge` removes the key for good.
         """
         ids = [a.id for a in agents if a.id != "000"]
         for start in range(0, len(ids), DELETE_CHUNK):
@@ -346,43 +351,106 @@ class WazuhDriver(SiemDriver):
             resp = self._request("DELETE", "/agents", "write", params=params)
             if resp.status_code != 200:
                 raise self._answer_error(resp, "DELETE", "/agents")
-            data = _json(resp).get("data", {})
-            done = set(data.get("affected_items", []))
-            failures = [
-                f"{', '.join(item.get('id', []))}: {item.get('error', {}).get('message', '?')}"
-                for item in data.get("failed_items", [])
-                if not set(item.get("id", [])) <= done
-            ]
-            # "does not exist" is the state we want (removed meanwhile by someone else)
-            real = [f for f in failures if "does not exist" not in f]
+            # 1701 "does not exist" is the state we want (removed meanwhile by someone else)
+            real = [f for f in _failures(resp) if f.code != AGENT_MISSING]
             if real:
-                raise SiemError(f"the SIEM at {self.url} did not remove agents {'; '.join(real)}")
+                raise SiemError(f"the SIEM at {self.url} did not remove agents: {'; '.join(map(str, real))}")
 
     def publish_list(self, name: str, entries: Mapping[str, str]) -> None:
-        """`PUT /lists/files/{name}?overwrite=true` with the whole list as one body."""
+        """`PUT /lists/files/{name}?overwrite=true` with the whole list as one body.
+
+        Wazuh answers a refused upload (1800 malformed, 1905 exists) with HTTP 200 and the code in
+        `data.failed_items`: the envelope is checked, not only the status.
+        """
         body = encode_cdb(entries).encode("utf-8")
-        resp = self._request("PUT", f"/lists/files/{name}", "write", params={"overwrite": "true"}, content=body,
+        path = f"/lists/files/{name}"
+        resp = self._request("PUT", path, "write", params={"overwrite": "true"}, content=body,
                              headers={"Content-Type": "application/octet-stream"})
         if resp.status_code != 200:
-            raise self._answer_error(resp, "PUT", f"/lists/files/{name}")
+            raise self._answer_error(resp, "PUT", path)
+        self._all_done(resp, "PUT", path)
 
     def read_list(self, name: str) -> dict[str, str] | None:
-        """`GET /lists/files/{name}?raw=true`; None on 404."""
-        resp = self._request("GET", f"/lists/files/{name}", "read", params={"raw": "true"})
-        if resp.status_code == 404:
-            return None
+        """`GET /lists/files/{name}?raw=true`: the list, or None when the SIEM has none (1802).
+
+        The list comes as text; anything else is Wazuh's JSON envelope, read as one and never as
+        list text (a missing list is HTTP 200 with `error` 1 and code 1802 in `failed_items`).
+        """
+        path = f"/lists/files/{name}"
+        resp = self._request("GET", path, "read", params={"raw": "true"})
         if resp.status_code != 200:
-            raise self._answer_error(resp, "GET", f"/lists/files/{name}")
+            raise self._answer_error(resp, "GET", path)
+        if _is_json(resp):
+            failed = _failures(resp)
+            if failed and all(f.code == LIST_MISSING for f in failed):
+                return None
+            if failed:
+                raise self._item_error(failed, "GET", path)
+            raise SiemError(f"the SIEM at {self.url} answered GET {path}?raw=true with a JSON envelope and no "
+                            f"list (error {_json(resp).get('error')!r}: {_detail(resp)})")
         try:
             return decode_cdb(resp.text)
         except ValueError as exc:
             raise SiemError(f"the SIEM's list {name} is not CDB text: {exc}") from None
 
     def delete_list(self, name: str) -> None:
-        """`DELETE /lists/files/{name}`; a missing list is fine."""
-        resp = self._request("DELETE", f"/lists/files/{name}", "write")
-        if resp.status_code not in (200, 404):
-            raise self._answer_error(resp, "DELETE", f"/lists/files/{name}")
+        """`DELETE /lists/files/{name}`; a list that is already gone (1906) is fine."""
+        path = f"/lists/files/{name}"
+        resp = self._request("DELETE", path, "write")
+        if resp.status_code != 200:
+            raise self._answer_error(resp, "DELETE", path)
+        real = [f for f in _failures(resp) if f.code != LIST_DELETE_MISSING]
+        if real:
+            raise self._item_error(real, "DELETE", path)
+
+    def _all_done(self, resp: httpx.Response, method: str, path: str) -> None:
+        """Raise unless the envelope says every item succeeded (`error` 0, no failed item)."""
+        failed = _failures(resp)
+        if failed:
+            raise self._item_error(failed, method, path)
+        if _json(resp).get("error") != 0:
+            raise SiemError(f"the SIEM at {self.url} did not confirm {method} {path}: "
+                            f"error {_json(resp).get('error')!r} ({_detail(resp)})")
+
+    def _item_error(self, failed: Sequence[ItemFailure], method: str, path: str) -> SiemError:
+        return SiemError(f"the SIEM at {self.url} refused {method} {path}: {'; '.join(map(str, failed))}")
+
+
+@dataclass(frozen=True)
+class ItemFailure:
+    """One entry of a Wazuh envelope's `data.failed_items`: a code, its message, the items."""
+
+    code: int | None
+    message: str
+    ids: tuple[str, ...]
+
+    def __str__(self) -> str:
+        which = f" ({', '.join(self.ids)})" if self.ids else ""
+        return f"code {self.code}: {self.message}{which}"
+
+
+def _failures(resp: httpx.Response) -> list[ItemFailure]:
+    """The item failures of an envelope (HTTP 200 with `error` 1 or 2); none for other bodies."""
+    data = _json(resp).get("data")
+    items = data.get("failed_items") if isinstance(data, dict) else None
+    out: list[ItemFailure] = []
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        raw_error, raw_ids = item.get("error"), item.get("id")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        ids: list[Any] = raw_ids if isinstance(raw_ids, list) else []
+        code = error.get("code")
+        out.append(ItemFailure(code if isinstance(code, int) else None, str(error.get("message", "?")),
+                               tuple(str(i) for i in ids)))
+    if not out and _json(resp).get("error") in (1, 2):
+        out.append(ItemFailure(None, _detail(resp), ()))
+    return out
+
+
+def _is_json(resp: httpx.Response) -> bool:
+    ctype = str(resp.headers.get("content-type", ""))
+    return ctype.split(";")[0].strip().lower() == "application/json"
 
 
 def _json(resp: httpx.Response) -> dict[str, Any]:

@@ -9,14 +9,17 @@ What it implements, after `shared/spec/siem.md` (paths, parameters, defaults, en
 - `POST /agents`: JSON `{"name", "ip"}` -> `{"data": {"id", "key"}, "error": 0}`; a taken name
   is error 1705 ("Duplicate agent name").
 - `DELETE /agents`: `agents_list` and `status` required, `older_than` default `7d`, `purge`
-  default false; an agent deleted without purge keeps its name taken.
-- `GET/PUT/DELETE /lists/files/{filename}`: `raw`, `overwrite` (default false); 404 when there
-  is no such list.
+  default false; a delete frees the name, purged or not (as Wazuh 4.x does).
+- `GET/PUT/DELETE /lists/files/{filename}`: `raw`, `overwrite` (default false). What Wazuh's
+  framework refuses for the one list (missing 1802 or 1906, exists 1905, malformed 1800) is an
+  item failure: HTTP 200, `error` 1, the code in `data.failed_items`.
+
+Envelopes carry `error` 0 when every item succeeded, 1 when none did, 2 when some did.
 
 Errors are `{"title", "detail", "remediation", "error"}` with HTTP 400/401/403/404/405/406/413/429;
-`error` is Wazuh's code where Wazuh has one (1701, 1703, 1705, 1724, 1731, 1802, 1905, 1906, 4000,
-6001, 6002) and the HTTP status otherwise. Every request to the API counts against one per-minute
-limit (`--max-requests-per-minute`, 300 as in Wazuh's api.yaml); over it the answer is 429, code 6001.
+`error` is Wazuh's code where Wazuh has one (1018, 1705, 1724, 1738, 1911, 1912, 4000, 6001, 6002)
+and the HTTP status otherwise. Every request to the API counts against one per-minute limit
+(`--max-requests-per-minute`, 300 as in Wazuh's api.yaml); over it the answer is 429, code 6001.
 
 Lab-only, not Wazuh: `GET /msib-lab/stats` (no auth, not rate-limited, not counted) returns the
 requests received since start: `read` (GET), `write` (POST/PUT/DELETE other than login), `login`.
@@ -38,6 +41,7 @@ import re
 import secrets
 import signal
 import socket
+import sqlite3
 import ssl
 import sys
 import threading
@@ -80,6 +84,18 @@ from msib.lab.siem.wire import (
 _NAME_RE = re.compile(r"^[\w.-]+$", re.ASCII)
 _LIST_NAME_RE = re.compile(r"^[\w.-]+$", re.ASCII)
 MANAGER_KEEPALIVE = "9999-12-31T23:59:59+00:00"
+#: where Wazuh keeps user CDB lists; its answers name a list by this relative path
+LISTS_DIR = "etc/lists"
+#: Wazuh's messages for the CDB list item failures (framework/wazuh/core/exception.py)
+LIST_ERRORS: dict[int, tuple[str, str | None]] = {
+    1800: ("Bad format in CDB list {path}", None),
+    1802: ("Lists file not found", "Please, use `GET /lists/files` to find all available lists"),
+    1803: ("Error reading lists file", "Please, make sure you have read permissions over the file"),
+    1905: ("File could not be updated, it already exists",
+           "Please, provide a different file or set overwrite=True to overwrite actual file"),
+    1906: ("File does not exist", "Please, provide a different file or make sure provided file path is correct"),
+    1907: ("File could not be deleted", "Please, ensure you have the right file permissions"),
+}
 
 
 # --- configuration ----------------------------------------------------------------------------
@@ -334,7 +350,7 @@ class SiemLab:
         failed_items = failures(failed, AGENT_ERRORS)
         n_failed = sum(len(v) for v in failed.values())
         if n_failed and total:
-            message, error = "Some agents information was not returned", 1
+            message, error = "Some agents information was not returned", 2
         elif n_failed:
             message, error = "No agent information was returned", 1
         elif total:
@@ -386,7 +402,8 @@ class SiemLab:
         for required in ("agents_list", "status"):
             if required not in query:
                 raise ApiError(400, f"Missing query parameter '{required}'")
-        purge = "purge" in query and param_bool("purge", query["purge"])
+        if "purge" in query:  # validated; a delete frees the name either way (Wazuh 4.x)
+            param_bool("purge", query["purge"])
         older_than = query.get("older_than", "7d")
         min_age = param_duration("older_than", older_than)
         statuses = param_statuses(query["status"])
@@ -408,7 +425,7 @@ class SiemLab:
                 failed.setdefault(1731, []).append(agent_id)
                 continue
             deleted.append(agent_id)
-        self.store.remove_agents([int(i) for i in deleted], purge)
+        self.store.remove_agents([int(i) for i in deleted])
         messages = dict(AGENT_ERRORS)
         messages[1731] = (
             f"Agent is not eligible for removal: The agent has a status different to '{query['status']}' or "
@@ -417,9 +434,9 @@ class SiemLab:
         if not n_failed:
             message, error = "All selected agents were deleted", 0
         elif deleted:
-            message, error = "Some agents were not deleted", 1
+            message, error = "Some agents were not deleted", 2
         else:
-            message, error = "No agents were deleted", 2
+            message, error = "No agents were deleted", 1
         return json_response({"data": {"affected_items": deleted, "total_affected_items": len(deleted),
                                "total_failed_items": n_failed, "failed_items": failures(failed, messages),
                                "older_than": older_than},
@@ -436,17 +453,18 @@ class SiemLab:
         check_params(query, {"raw"}, {"relative_dirname"})
         self._list_name(name)
         raw = "raw" in query and param_bool("raw", query["raw"])
-        content = self.store.get_list(name)
-        if content is None:
-            raise ApiError(404, "Lists file not found", 1802,
-                           "Please, use `GET /lists/files` to find all available lists",
-                           title="Resource Not Found")
+        try:
+            content = self.store.get_list(name)
+        except (OSError, sqlite3.Error):  # Wazuh: a list file it cannot read
+            return _item_failure(name, 1803, "No list was returned", pretty)
+        if content is None:  # an item failure, not an HTTP error (raw or not)
+            return _item_failure(name, 1802, "No list was returned", pretty)
         if raw:
             return Response(200, content.encode(), "text/plain")
         items = [{"key": k, "value": v} for k, v in parse_cdb(content)]
         return json_response({"data": {"affected_items": items, "total_affected_items": len(items),
-                               "total_failed_items": 0, "failed_items": []},
-                      "message": "Specified CDB list was returned", "error": 0}, pretty=pretty)
+                                        "total_failed_items": 0, "failed_items": []},
+                              "message": "CDB list was returned", "error": 0}, pretty=pretty)
 
     def _put_list(self, name: str, query: dict[str, str], headers: dict[str, str], body: bytes,
                   pretty: bool) -> Response:
@@ -456,34 +474,48 @@ class SiemLab:
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/octet-stream":
             raise ApiError(406, "The body type is not the one specified in the content-type", 6002)
+        # the body checks of Wazuh's controller are request errors (HTTP 400) ...
         if not body:
             raise ApiError(400, "Body is empty", 1912, "Please, check the content of the file to be uploaded")
         try:
             content = body.decode("utf-8")
         except UnicodeDecodeError:
             raise ApiError(400, "Error parsing body request to UTF-8", 1911) from None
+        # ... what the framework refuses is an item failure with HTTP 200 (upload_list_file)
+        path = f"{LISTS_DIR}/{name}"
+        failed = "Could not upload CDB list file"
         try:
             parse_cdb(content)
-        except ValueError as exc:
-            raise ApiError(400, f"Bad format in CDB list {name}: {exc}", 1800) from None
+        except ValueError:
+            return _item_failure(path, 1800, failed, pretty, {"path": path})
         if not self.store.put_list(name, content, overwrite):
-            raise ApiError(400, "File could not be updated, it already exists", 1905,
-                           "Please, provide a different file or set overwrite=True to overwrite actual file")
-        return json_response({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
-                               "failed_items": []},
-                      "message": "CDB list file uploaded successfully", "error": 0}, pretty=pretty)
+            return _item_failure(path, 1905, failed, pretty)
+        return json_response({"data": {"affected_items": [path], "total_affected_items": 1, "total_failed_items": 0,
+                                        "failed_items": []},
+                              "message": "CDB list file uploaded successfully", "error": 0}, pretty=pretty)
 
     def _delete_list(self, name: str, query: dict[str, str], pretty: bool) -> Response:
         check_params(query, set(), {"relative_dirname"})
         self._list_name(name)
-        if not self.store.delete_list(name):
-            raise ApiError(404, "File does not exist", 1906,
-                           "Please, provide a different file or make sure provided file path is correct",
-                           title="Resource Not Found")
-        return json_response({"data": {"affected_items": [name], "total_affected_items": 1, "total_failed_items": 0,
-                               "failed_items": []},
-                      "message": "CDB list file was successfully deleted", "error": 0}, pretty=pretty)
+        path = f"{LISTS_DIR}/{name}"
+        try:
+            deleted = self.store.delete_list(name)
+        except (OSError, sqlite3.Error):  # Wazuh: a list file it cannot remove
+            return _item_failure(path, 1907, "Could not delete CDB list file", pretty)
+        if not deleted:
+            return _item_failure(path, 1906, "Could not delete CDB list file", pretty)
+        return json_response({"data": {"affected_items": [path], "total_affected_items": 1, "total_failed_items": 0,
+                                        "failed_items": []},
+                              "message": "CDB list file was successfully deleted", "error": 0}, pretty=pretty)
 
+
+def _item_failure(item: str, code: int, message: str, pretty: bool, fmt: dict[str, str] | None = None) -> Response:
+    """Wazuh's answer when its one item failed: HTTP 200, `error` 1, the code in `data.failed_items`."""
+    text, remediation = LIST_ERRORS[code]
+    return json_response({"data": {"affected_items": [], "total_affected_items": 0, "total_failed_items": 1,
+                                    "failed_items": failures({code: [item]}, {code: (text.format(**(fmt or {})),
+                                                                                      remediation)})},
+                          "message": message, "error": 1}, pretty=pretty)
 
 
 # --- HTTP(S) ----------------------------------------------------------------------------------

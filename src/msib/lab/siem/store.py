@@ -1,7 +1,7 @@
 """The lab SIEM's state: agents and CDB lists in one SQLite file, kept across restarts.
 
-An agent deleted without `purge` stays as a *removed* row: hidden from every listing, but its
-name stays taken, as the key Wazuh keeps behind refuses the same name later.
+A deleted agent is gone, its name free again, with or without `purge` (Wazuh 4.x frees the name
+on delete); its ID is never reused.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class AgentRow:
 
 
 class DuplicateName(Exception):
-    """An agent (present, or removed without purge) already has this name."""
+    """A registered agent already has this name."""
 
 
 class Store:
@@ -66,6 +66,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        # state from older lab SIEMs kept deleted agents as reserved names: Wazuh 4.x frees them
+        self._db.execute("DELETE FROM agents WHERE removed != 0")
         # agent ids continue after 000 (the manager) and are never reused
         self._db.execute(
             "INSERT OR IGNORE INTO sqlite_sequence(name, seq) "
@@ -107,7 +109,7 @@ class Store:
         """Register a new agent.
 
         Raises:
-            DuplicateName: the name is taken (also by an agent removed without purge).
+            DuplicateName: the name is taken by a registered agent.
         """
         with self._tx() as db:
             if db.execute("SELECT 1 FROM agents WHERE name = ?", (name,)).fetchone():
@@ -124,14 +126,10 @@ class Store:
             db.execute("UPDATE agents SET key = ? WHERE id = ?", (key, agent_id))
         return AgentRow(agent_id, name, ip, ip, "never_connected", now, None, key, False)
 
-    def remove_agents(self, ids: list[int], purge: bool) -> None:
-        """Delete agents: purged rows disappear, others stay as removed (name reserved)."""
+    def remove_agents(self, ids: list[int]) -> None:
+        """Delete agents; their names are free again (IDs are not reused)."""
         with self._tx() as db:
-            for agent_id in ids:
-                if purge:
-                    db.execute("DELETE FROM agents WHERE id = ?", (agent_id,))
-                else:
-                    db.execute("UPDATE agents SET removed = 1 WHERE id = ?", (agent_id,))
+            db.executemany("DELETE FROM agents WHERE id = ?", [(agent_id,) for agent_id in ids])
 
     # --- CDB lists --------------------------------------------------------------------------
 

@@ -186,15 +186,19 @@ def check_params(query: dict[str, str], allowed: AbstractSet[str], unimplemented
                             "not implemented by the msib lab SIEM", remediation="see docs/siem.md")
 
 
-def failures(groups: dict[int, list[str]], messages: dict[int, tuple[str, str]]) -> list[dict[str, Any]]:
+def failures(groups: dict[int, list[str]], messages: dict[int, tuple[str, str | None]]) -> list[dict[str, Any]]:
+    """`data.failed_items` as Wazuh renders it: one entry per error code, sorted by code."""
     out = []
-    for code, ids in groups.items():
+    for code, ids in sorted(groups.items()):
         message, remediation = messages[code]
-        out.append({"error": {"code": code, "message": message, "remediation": remediation}, "id": ids})
+        error: dict[str, Any] = {"code": code, "message": message}
+        if remediation is not None:
+            error["remediation"] = remediation
+        out.append({"error": error, "id": ids})
     return out
 
 
-AGENT_ERRORS = {
+AGENT_ERRORS: dict[int, tuple[str, str | None]] = {
     1701: ("Agent does not exist", "Please, use `GET /agents?select=id,name` to find all available agents"),
     1703: ("Action not available for Manager (agent 000)",
            "Please, use `GET /agents?select=id,name` to find all available agents and make sure you select "

@@ -14,6 +14,11 @@ def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str
     same bytes and check the same preflight: the host's Debian release comes from its facts
     (``ansible_distribution_release``, gathered by the role apt_proxy that every role depends on).
 
+    ``msib_*`` values are data that ``msib inventory build`` wrote from the site plan and the
+    appendix: they are handed over as they are and never templated, so a ``{{ lookup('pipe', ...) }}``
+    in a state body's name stays text and runs nothing (issue #14). Only the operator's ``<role>_*``
+    role variables (role defaults, ``--vars`` files) are templated, as Ansible would.
+
     Raises:
         AnsibleError: msib is not importable (the controller runs Ansible from msib's own venv), or
             the host's release is unknown (its facts were not gathered).
@@ -27,5 +32,6 @@ def role_context(templar: Any, role: str, task_vars: dict[str, Any]) -> dict[str
     if not release:
         raise AnsibleError(f"{task_vars.get('inventory_hostname', '?')}: the host's Debian release is unknown "
                            "(msib needs its facts: run the role apt_proxy first, or gather the distribution facts)")
-    wanted = {k: v for k, v in task_vars.items() if k.startswith(("msib_", f"{role}_"))}
-    return render.context(role, templar.template(wanted), release=str(release))
+    data = {k: v for k, v in task_vars.items() if k.startswith("msib_")}
+    role_vars = {k: v for k, v in task_vars.items() if k.startswith(f"{role}_")}
+    return render.context(role, {**data, **templar.template(role_vars)}, release=str(release))
