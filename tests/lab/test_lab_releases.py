@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -66,9 +67,11 @@ def sha1_bound_repository(home: Path) -> bytes:
 def _put(lab: Lab, name: str, tar: bytes) -> None:
     script = (f"set -e; mkdir -p {REPO_DIR} /etc/apt/keyrings; tar -x -C {REPO_DIR}; "
               f"mv {REPO_DIR}/key.gpg {KEYRING}; echo 'deb [signed-by={KEYRING}] file:{REPO_DIR} msib main' > {SOURCE}")
-    proc = subprocess.run(lab.ssh_argv(name, ["sudo", "sh", "-c", f"'{script}'"]), input=tar, capture_output=True,
-                          timeout=60)
+    # ssh hands the remote shell one string: the script is quoted once, as a whole
+    proc = subprocess.run(lab.ssh_argv(name, ["sudo", "sh", "-c", shlex.quote(script)]), input=tar,
+                          capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
+    assert ssh(lab, name, f"cat {SOURCE}").strip() == f"deb [signed-by={KEYRING}] file:{REPO_DIR} msib main"
 
 
 def _update(*extra: str) -> tuple[int, dict[str, Any]]:
@@ -163,7 +166,9 @@ def test_suricata_7_on_debian_13_and_a_major_mismatch_fails_loudly(
         result = run_deploy(inventory_dir, engine, limit=fresh_sensor, extra_vars=lab_vars)  # type: ignore[arg-type]
         host = result.hosts[fresh_sensor]
         assert not result.ok and host.error, result.to_json()
-        assert "Check that the installed Suricata is the major asked for" in host.error, (engine, host.error)
+        # both engines say what is installed, what the inventory asks and what to do
+        assert "Suricata 7.0." in host.error and "ids_sensor_suricata_major is 8" in host.error, (engine, host.error)
+        assert "a sensor changes major by a fresh install" in host.error, (engine, host.error)
     assert "version 7.0." in ssh(deploy_lab, fresh_sensor, "suricata -V")
 
 
