@@ -1,4 +1,4 @@
-"""Checks of the IDS sensors (role ids_sensor: Suricata 7 on the circuit's SPAN port)."""
+"""Checks of the IDS sensors (role ids_sensor: Suricata 7, or 8 on Debian 13, on the circuit's SPAN port)."""
 
 from __future__ import annotations
 
@@ -33,9 +33,10 @@ def _socket(conf: dict[str, str]) -> str:
 
 @check("MSIB-IDS-001")
 def test_packages(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    major = ctx["ids_sensor_suricata_major"]
     version = host.run("suricata -V").stdout.strip()
-    evidence(f"suricata -V: {version}")
-    assert "version 7." in version, f"Suricata 7 is required, found: {version or 'none'}"
+    evidence(f"suricata -V: {version} (the inventory's ids_sensor_suricata_major: {major})")
+    assert f"version {major}." in version, f"Suricata {major} is required, found: {version or 'none'}"
     packages_at_expected_version(host, ctx, ["suricata", "rsyslog"], evidence)
 
 

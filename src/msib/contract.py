@@ -238,6 +238,8 @@ class Appliance:
     lan_address: str | None = None
     uplink_address: str | None = None
     capture_interface: str | None = None
+    #: the Debian release the site plan says it runs (msib_appliance.release); None: not said
+    release: str | None = None
 
     @property
     def is_linux(self) -> bool:
@@ -593,4 +595,5 @@ def _appliance(name: str, role: str, variables: dict[str, Any], file: str) -> Ap
     return Appliance(name=name, role=role, address=address, port=port, vars=MappingProxyType(variables),
                      circuit=_text(variables.get("msib_circuit")),
                      platform=_text(platform or app.get("platform")),
-                     capture_interface=_text(app.get("capture_interface")), **extra)
+                     capture_interface=_text(app.get("capture_interface")), release=_text(app.get("release")),
+                     **extra)

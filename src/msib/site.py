@@ -30,6 +30,8 @@ from msib.errors import InputError
 Role = Literal["collector", "ids_sensor", "firewall"]
 ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
 SyslogTransport = Literal["tls", "relp+tls"]
+# the Debian releases of msib.releases (src/msib/data/debian_releases.yml)
+DebianRelease = Literal["bookworm", "trixie"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -151,6 +153,10 @@ class Appliance(_Strict):
     platform: str | None = Field(default=None, pattern=PLATFORM_PATTERN)
     # SSH port of the management address
     port: int = Field(default=22, ge=1, le=65535)
+    # Linux appliances: the Debian release it runs (the lab builds it so; msib check compares)
+    release: DebianRelease | None = None
+    # ids_sensor: Suricata's major version (7 unless given; 8 needs release trixie)
+    suricata_major: Literal[7, 8] | None = None
 
     @model_validator(mode="after")
     def _role_fields(self) -> Appliance:
@@ -162,6 +168,12 @@ class Appliance(_Strict):
             raise ValueError("platform is only for role firewall")
         if self.role != "firewall" and self.uplink_address:
             raise ValueError("uplink_address is only for role firewall")
+        if self.role != "ids_sensor" and self.suricata_major is not None:
+            raise ValueError("suricata_major is only for role ids_sensor")
+        if self.release is not None and not self.is_linux:
+            raise ValueError("release is only for Linux appliances (a vendor firewall runs its vendor's system)")
+        if self.suricata_major == 8 and self.release == "bookworm":
+            raise ValueError("suricata_major 8 needs release trixie (Debian 13: trixie-backports)")
         return self
 
     @property

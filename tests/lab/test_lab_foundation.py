@@ -189,8 +189,18 @@ def test_lab_status_json_has_the_promised_shape(lab: Lab) -> None:
     roles = {h["role"] for h in data["hosts"]}
     assert {"collector", "ids_sensor", "firewall", "siem", "object"} <= roles
     assert all(h["up"] for h in data["hosts"])
-    assert all(set(h) == {"name", "role", "circuit", "address", "up"} for h in data["hosts"])
+    assert all(set(h) == {"name", "role", "circuit", "address", "release", "up"} for h in data["hosts"])
     assert data["controller_address"] == "198.18.0.1"
+    # the default lab runs the two circuits on different releases, so every suite covers both
+    by_circuit = {c: {h["release"] for h in data["hosts"] if h["circuit"] == c and h["role"] != "object"}
+                  for c in ("internal", "external")}
+    assert by_circuit == {"internal": {"bookworm"}, "external": {"trixie"}}
+
+
+def test_every_host_runs_the_release_its_plan_says(lab: Lab) -> None:
+    for h in lab.hosts:
+        proc = ssh(lab, h.name, ". /etc/os-release && echo $VERSION_CODENAME")
+        assert (proc.stdout.strip(), proc.returncode) == (h.release, 0), (h.name, proc.stderr)
 
 
 def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
@@ -223,7 +233,8 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
     try:
         crashed.up()
         for pid in crashed.runner.cgroup_procs():
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # a process may end between listing and kill
+                os.kill(pid, signal.SIGKILL)
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(f.read_text()), signal.SIGKILL)

@@ -1,4 +1,12 @@
-"""testinfra checks of a converged firewall."""
+"""testinfra checks of a converged firewall on each release."""
+
+#: the Debian release of each platform of the scenario (inventories/lab/site.yml)
+RELEASES = {"fw-int-1": "bookworm", "fw-ext-1": "trixie"}
+
+
+def test_runs_the_release_of_its_circuit(host):
+    release = RELEASES[host.backend.get_hostname()]
+    assert host.run(". /etc/os-release && echo $VERSION_CODENAME").stdout.strip() == release
 
 
 def test_management_path_is_the_first_input_rule(host):
