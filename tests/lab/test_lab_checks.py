@@ -53,8 +53,10 @@ def converged(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pa
                              "--vars", str(LAB_VARS)], capture_output=True, text=True, timeout=1800)
     assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
     source = tmp_path_factory.mktemp("rules")
-    shipped = sorted((REPO / "rulesets" / "suricata-7.0").glob("*/msib-update.rules"))[-1]
-    publish_ruleset(source, "7.0", time.strftime("%Y.%m.%d.1"), {"msib-update.rules": shipped.read_bytes()})
+    for series in sorted((REPO / "rulesets").glob("suricata-*")):  # today's set for each series (ids-ext-1 runs 8)
+        shipped = sorted(series.glob("*/msib-update.rules"))[-1]
+        publish_ruleset(source, series.name.removeprefix("suricata-"), time.strftime("%Y.%m.%d.1"),
+                        {"msib-update.rules": shipped.read_bytes()})
     update = subprocess.run([MSIB, "update", "--inventory", str(inventory), "--vars", str(LAB_VARS), "--packages",
                              "--rules", "--rules-source", str(source), "--json",
                              "--lock-file", "/run/lock/msib-update-tests.lock"],
