@@ -96,6 +96,10 @@ class HostRunner:
         progress.print(f"building the base image ({releases.get(release).name}, mmdebstrap) into {base} ...")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = base.with_name(base.name + ".tmp")
+        # an interrupted build leaves mmdebstrap's /proc, /sys and /dev mounts inside: mmdebstrap
+        # refuses a non-empty target, so they go before the half-built tree does
+        with open("/proc/self/mounts") as f:
+            unmount(mounts_under(tmp, f.read()))
         shutil.rmtree(tmp, ignore_errors=True)
         sources = [
             f"deb {m['main']} {release} main",
@@ -306,14 +310,8 @@ class HostRunner:
                 top.rmdir()
 
     def mounts(self, host: str | None = None) -> list[str]:
-        hosts_dir = str(self.state_dir / "hosts" / host if host else self.state_dir / "hosts") + "/"
-        out = []
         with open("/proc/self/mounts") as f:
-            for line in f:
-                target = line.split()[1].replace("\\040", " ")
-                if target.startswith(hosts_dir):
-                    out.append(target)
-        return sorted(out, key=len, reverse=True)
+            return mounts_under(self.state_dir / "hosts" / host if host else self.state_dir / "hosts", f.read())
 
     def teardown(self, hosts: list[LabHost], host: str | None = None) -> None:
         """Power hosts off (SIGTERM to nspawn), kill what is left in their cgroups, unmount them.
@@ -338,6 +336,25 @@ class HostRunner:
             if sup:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(sup, signal.SIGKILL)
-        for target in self.mounts(host):
-            if run(["umount", target], check=False).returncode != 0:
-                run(["umount", "-l", target], check=False)
+        unmount(self.mounts(host))
+
+
+def mounts_under(directory: Path, proc_mounts: str) -> list[str]:
+    """The mount points at or below `directory` in a /proc/self/mounts text, deepest first."""
+    top = str(directory).rstrip("/")
+    out = []
+    for line in proc_mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        target = fields[1].replace("\\040", " ")
+        if target == top or target.startswith(top + "/"):
+            out.append(target)
+    return sorted(out, key=len, reverse=True)
+
+
+def unmount(targets: Sequence[str]) -> None:
+    """Unmount each target (deepest first), lazily where a plain unmount is refused."""
+    for target in targets:
+        if run(["umount", target], check=False).returncode != 0:
+            run(["umount", "-l", target], check=False)
