@@ -66,7 +66,8 @@ def test_a_second_apply_while_the_first_is_unconfirmed_is_refused_and_leaves_its
     first = _run(helper, env, "apply", "60")
     assert first.returncode == 0 and first.stdout.strip() == "armed", first.stderr
     saved = (tmp_path / "state" / "rollback.nft").read_text()
-    assert "inet msib_contain" not in saved and "table inet msib" in saved  # containment is never saved
+    # containment's table is never saved whole (only its chains: the test with real nft below)
+    assert "delete table inet msib_contain" not in saved and "table inet msib" in saved
     calls = (tmp_path / "calls").read_text()
     second = _run(helper, env, "apply", "60")
     assert second.returncode == 75 and "not confirmed yet" in second.stderr
@@ -88,3 +89,35 @@ def test_apply_replaces_every_table_but_containments_in_one_transaction(tmp_path
     assert head == ["delete table inet msib", "delete table ip foreign"]
     assert not any(line.strip() == "flush ruleset" for line in script.splitlines())
     assert "table inet msib_contain {" in script
+
+
+def test_rollback_restores_the_containment_tables_rules_too_and_keeps_its_blocks(tmp_path: Path) -> None:
+    """Real nft in a scratch network namespace: a bad apply (another SSH port) then the rollback.
+
+    The management path sits in the containment table as well; a rollback that restored only msib's
+    own table left the bad port there (seen on the lab: tests/lab/test_deploy_behaviour.py)."""
+    ctx = render.context("firewall", host_vars("fw-ext-1", "firewall"))
+    ctx.update(firewall_ruleset_path=str(tmp_path / "ruleset.nft"), firewall_state_dir=str(tmp_path / "state"))
+    (tmp_path / "good.nft").write_text(render.render("firewall", "ruleset.nft.j2", ctx))
+    bad = {**ctx, "firewall_ssh_port": 2222}
+    (tmp_path / "ruleset.nft").write_text(render.render("firewall", "ruleset.nft.j2", bad))
+    (tmp_path / "msib-nft-commit").write_text(render.render("firewall", "msib-nft-commit.sh.j2", ctx))
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("systemctl", "systemd-run", "logger"):
+        (stubs / name).write_text(STUBS[name])
+        (stubs / name).chmod(0o755)
+    d = tmp_path
+    drill = (f"nft -f {d}/good.nft && nft add element inet msib_contain msib_blocked '{{ 198.18.16.66 }}' && "
+             f"nft -s list ruleset > {d}/before && sh {d}/msib-nft-commit apply 60 && "
+             f"nft -s list ruleset > {d}/applied && sh {d}/msib-nft-commit rollback && "
+             f"nft -s list ruleset > {d}/after")
+    env = {**os.environ, "PATH": f"{stubs}:/usr/sbin:{os.environ['PATH']}", "LOG": str(d / "calls"),
+           "STUBDIR": str(stubs)}
+    proc = subprocess.run(["unshare", "--net", "sh", "-c", drill], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    before, applied, after = ((d / f).read_text() for f in ("before", "applied", "after"))
+    assert "dport 2222" in applied and "dport 2222" not in before
+    assert after == before
+    assert "198.18.16.66" in after  # a block is live state: neither saved nor lost

@@ -133,7 +133,8 @@ def test_health_hears_every_expected_source_flags_a_silent_object_and_prometheus
                                                                   for k, v in sources.items() if v["state"] != "ok"}
     assert set(sources) == {"lab/col-int-1", "lab/col-ext-1", "lab/ids-int-1", "lab/ids-ext-1", "lab/fw-int-1",
                             "lab/fw-ext-1", "lab/obj-int-1", "lab/obj-ext-1", "akm/col-1", "akm/fw-1", "akm/obj-1"}
-    assert sources["lab/obj-int-1"]["rate"] > 0 and sources["lab/col-int-1"]["heard_at"] == "siem"
+    assert sources["lab/obj-int-1"]["rate"] > 0, sources["lab/obj-int-1"]
+    assert sources["lab/col-int-1"]["heard_at"] == "siem"
     assert sources["lab/col-int-1"]["metrics"]["queue_size"] is not None
     sensor = sources["lab/ids-int-1"]["metrics"]
     assert sensor["capture_packets"] is not None and sensor["rules_loaded"] > 0 and sensor["rules_age_s"] >= 0
