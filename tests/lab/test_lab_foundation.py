@@ -176,9 +176,12 @@ def test_objects_reach_the_siem_only_through_their_firewall(lab: Lab) -> None:
     fw = lab.host("fw-int-1")
     fw_lan = next(i.address for i in fw.ifaces if i.name == "eth1")
     assert fw_lan is not None and f"via {fw_lan.ip}" in route
-    # and the controller has no path to object hosts (they are data, not managed hosts)
-    proc = subprocess.run(["ip", "route", "get", str(lab.host("obj-int-1").address)], capture_output=True, text=True)
-    assert "dev msib-" not in proc.stdout
+    # and the controller has no path to object hosts (they are data, not managed hosts), nor to any
+    # address of the lab range that the lab does not route: nothing of the range leaves the machine
+    for target in (lab.host("obj-int-1").address, lab.spec.siem.address):
+        proc = subprocess.run(["ip", "route", "get", str(target)], capture_output=True, text=True)
+        refused = "unreachable" in proc.stderr.lower() or "no route" in proc.stderr.lower()
+        assert proc.returncode != 0 and refused, (target, proc.stdout, proc.stderr)
 
 
 def test_lab_status_json_has_the_promised_shape(lab: Lab) -> None:

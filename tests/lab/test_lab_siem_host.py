@@ -29,13 +29,14 @@ def _creds(lab: Lab) -> tuple[str, str]:
 def _send_tls(lab: Lab, peer_name: str, text: str) -> str:
     """Send one RFC 5425 message to the SIEM's plain-TLS intake (6514), checking its name as `peer_name`.
 
-    Sent from the control node: the circuit firewalls forward only the transport the site plan
-    chose (RELP, 2514, by default), so a collector cannot reach 6514, by design. Returns "" when
-    sent, else the TLS/socket error."""
+    Sent from the control node to the SIEM's management address: the circuit firewalls forward only
+    the transport the site plan chose (RELP, 2514, by default), so a collector cannot reach 6514, by
+    design; and the control node has no route of its own to the SIEM's circuit-side address (it
+    would leave the lab). Returns "" when sent, else the TLS/socket error."""
     ctx = ssl.create_default_context(cafile=str(endpoints(lab).ca_file))
     m = f"<13>1 2026-11-25T10:00:00Z msib-siem-test msibtest - - - {text}".encode()
     try:
-        with (socket.create_connection((str(lab.spec.siem.address), 6514), timeout=10) as raw,
+        with (socket.create_connection((str(lab.spec.siem.management_address), 6514), timeout=10) as raw,
               ctx.wrap_socket(raw, server_hostname=peer_name) as s):
             s.sendall(str(len(m)).encode() + b" " + m)
     except (OSError, ssl.SSLError) as err:

@@ -30,7 +30,7 @@ import yaml
 from msib.errors import InputError, LabError
 from msib.lab.hosts import BOOT_TIMEOUT_S, SUPERVISOR, HostRunner
 from msib.lab.mirror import Mirror, PackageProxy
-from msib.lab.network import links, namespaces, net_down, net_up
+from msib.lab.network import guard_routes, links, namespaces, net_down, net_up
 from msib.lab.plan import LabHost, LabSpec, build_topology, load_spec
 from msib.lab.system import Quiet, Reporter, cgroup_roots, debian_mirrors, run
 from msib.site import SitePlan, load_site
@@ -279,6 +279,7 @@ class Lab:
         found: list[str] = []
         found += [f"netns {ns}" for ns in namespaces(self.spec.name)]
         found += [f"link {name}" for name in links(self.spec.name)]
+        found += [f"route {r}" for r in guard_routes(self.spec.name)]
         found += [f"mount {m}" for m in self.runner.mounts()]
         found += [f"process {p}" for p in self.runner.cgroup_procs()]
         cgroup = self.runner.cgroup_name
