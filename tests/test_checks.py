@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -135,3 +136,27 @@ def test_hosts_are_dealt_into_at_most_n_batches_each_once_in_inventory_order() -
     assert all(b == sorted(b) for b in got) and {len(b) for b in got} == {5}
     assert mc.runner.batches(hosts[:3], 8) == [["h00"], ["h01"], ["h02"]]  # never an empty batch
     assert mc.runner.batches(hosts[:3], 0) == [hosts[:3]]
+
+
+def _run_of(*results: tuple[str, str, str]) -> Any:
+    from msib.checks.runner import CheckResult, CheckRun
+    return CheckRun(inventory="inv", started=0.0, results=[
+        CheckResult(host, "collector", check_id, "t", severity, "c", outcome, "e")  # type: ignore[arg-type]
+        for host, check_id, severity, outcome in ((h, c, s.split(":")[0], s.split(":")[1]) for h, c, s in results)])
+
+
+def test_fail_on_sets_the_least_severity_that_fails_the_run_and_the_wave() -> None:
+    from msib.fleet.actions import check_failures
+    # a Debian 12 appliance on LTS (MSIB-HOST-007, medium) beside a passed critical check
+    run = _run_of(("col-1", "MSIB-HOST-007", "medium:failed"), ("col-1", "MSIB-COL-002", "critical:passed"))
+    assert run.exit_code() == 1 and run.exit_code("medium") == 1
+    assert run.exit_code("high") == 0 and run.exit_code("critical") == 0
+    circuits = {"col-1": "internal"}
+    assert check_failures("akm", circuits, run, "high") == []
+    assert [f.step for f in check_failures("akm", circuits, run, "low")] == ["check MSIB-HOST-007 failed"]
+    # a high failure counts under --fail-on high; an error always counts (and exits 2)
+    worse = _run_of(("col-1", "MSIB-COL-003", "high:failed"), ("fw-1", "MSIB-FW-001", "low:error"))
+    assert worse.exit_code("critical") == 2
+    assert [(f.host, f.step) for f in check_failures("akm", circuits, worse, "critical")] == \
+        [("fw-1", "check MSIB-FW-001 error")]
+    assert len(check_failures("akm", circuits, worse, "high")) == 2

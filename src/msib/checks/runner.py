@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from msib import contract
-from msib.checks.catalogue import CHECKED_ROLES, Outcome, catalogue, checks_dir, checks_for, validate_registry
+from msib.checks.catalogue import (
+    CHECKED_ROLES,
+    Outcome,
+    at_least,
+    catalogue,
+    checks_dir,
+    checks_for,
+    validate_registry,
+)
 from msib.checks.parsers import parse_sshd_t
 from msib.contract import Appliance, Inventory
 from msib.errors import InputError
@@ -127,12 +135,15 @@ class CheckRun:
                 "failures": [{"host": r.host, "check": r.check_id, "evidence": r.evidence}
                              for r in self.results if r.outcome != "passed"]}
 
-    def exit_code(self) -> int:
-        """0 all passed; 2 an error prevented checking; 1 a check failed."""
-        counts = self.counts()
-        if counts["errors"] or not self.results:
+    def failing(self, fail_on: str = "low") -> list[CheckResult]:
+        """The failed results of severity `fail_on` or worse (``low``: every failure)."""
+        return [r for r in self.results if r.outcome == "failed" and at_least(r.severity, fail_on)]
+
+    def exit_code(self, fail_on: str = "low") -> int:
+        """0 all passed (or failed only below `fail_on`); 2 an error prevented checking; 1 a check failed."""
+        if self.counts()["errors"] or not self.results:
             return 2
-        return 1 if counts["failed"] else 0
+        return 1 if self.failing(fail_on) else 0
 
     def by_host(self) -> dict[str, list[CheckResult]]:
         out: dict[str, list[CheckResult]] = {h.name: [] for h in self.hosts}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
 
@@ -16,6 +17,11 @@ from msib.escape import plain, rich_markup, rich_text
 if TYPE_CHECKING:
     from msib.checks import CheckResult, CheckRun
     from msib.contract import Appliance
+
+#: ``--fail-on``: the least severity whose failure makes the exit 1 (errors always exit 2).
+FailOnOpt = Annotated[str, typer.Option(
+    "--fail-on", click_type=click.Choice(["critical", "high", "medium", "low"]),
+    help="Exit 1 only for a failed check of this severity or worse (low: any failure).")]
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
@@ -86,10 +92,12 @@ def check_cmd(
         "--workers", help="pytest processes at once, the hosts dealt between them [default: 2 per CPU, at most 8].")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    fail_on: FailOnOpt = "low",
 ) -> None:
     """Run the compliance checks on every appliance; write JUnit XML, HTML and Markdown reports.
 
-    Exit 0 all passed, 1 a check failed, 2 an error prevented checking.
+    Exit 0 all passed, 1 a check of severity --fail-on or worse failed, 2 an error prevented checking.
+    Every failure is in the reports whatever --fail-on says.
     """
     from msib.cli.runs import record_run
 
@@ -99,4 +107,4 @@ def check_cmd(
     record_run(inventory, "check", check_record(run), ok=run.exit_code() == 0, started=run.started)
     if as_json:
         print_json(run.summary())
-    sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))
+    sys.exit(run.exit_code(fail_on))  # (typer.Exit's code is swallowed by app(standalone_mode=False))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from msib.cli.check import FailOnOpt
 from msib.cli.console import console, out, print_json
 from msib.escape import plain, rich_text
 
@@ -208,12 +209,16 @@ def fleet_check(
     fleet_dir: FleetOpt,
     waves: WavesOpt = None, canary: CanaryOpt = None, max_failed_sbs: MaxSbsOpt = None,
     max_failed_share: MaxShareOpt = None, rollout: RolloutOpt = None, restart: RestartOpt = False,
-    as_json: JsonOpt = False,
+    as_json: JsonOpt = False, fail_on: FailOnOpt = "low",
 ) -> None:
-    """Run the compliance checks of every SB in waves; reports in build/<code>/check-report."""
+    """Run the compliance checks of every SB in waves; reports in build/<code>/check-report.
+
+    A failed check counts against its wave when of severity --fail-on or worse (every failure is in
+    the reports whatever --fail-on says)."""
     from msib.fleet.actions import check_runner
     from msib.fleet.model import load_fleet
 
     fleet = load_fleet(fleet_dir)
-    _rollout(fleet, "check", check_runner(fleet), {}, waves, canary, max_failed_sbs, max_failed_share, rollout,
-             restart, as_json)
+    options = {} if fail_on == "low" else {"fail_on": fail_on}  # (the default keeps the default rollout name)
+    _rollout(fleet, "check", check_runner(fleet, fail_on=fail_on), options, waves, canary, max_failed_sbs,
+             max_failed_share, rollout, restart, as_json)

@@ -12,11 +12,14 @@ import re
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msib import contract, runlog
 from msib.fleet.model import Fleet
 from msib.fleet.waves import Failure, Runner, SbOutcome
+
+if TYPE_CHECKING:
+    from msib.checks import CheckRun
 
 
 def _circuits(inventory: Path) -> dict[str, str | None]:
@@ -46,8 +49,11 @@ def deploy_runner(fleet: Fleet, *, engine: Any, check: bool, step_timeout: float
     return run
 
 
-def check_runner(fleet: Fleet, *, workers: int = 8) -> Runner:
-    """Run the compliance checks of the SB; the reports go to ``build/<code>/check-report``."""
+def check_runner(fleet: Fleet, *, workers: int = 8, fail_on: str = "low") -> Runner:
+    """Run the compliance checks of the SB; the reports go to ``build/<code>/check-report``.
+
+    A failed check of severity `fail_on` or worse counts against the wave (and an error always
+    does); a failure below it is in the reports and the summary, not in the wave's failures."""
     from msib.checks import run_checks
     from msib.report import write_reports
 
@@ -61,11 +67,17 @@ def check_runner(fleet: Fleet, *, workers: int = 8) -> Runner:
                    "failures": [{"host": r.host, "check": r.check_id, "outcome": r.outcome} for r in bad]}
         runlog.record(inventory, "check", summary, ok=checked.exit_code() == 0, started=checked.started)
         out = SbOutcome(hosts={h.name: circuits.get(h.name) for h in checked.hosts}, summary=summary)
-        for r in bad:
-            out.failures.append(Failure(code, circuits.get(r.host), r.host, f"check {r.check_id} {r.outcome}"))
+        out.failures.extend(check_failures(code, circuits, checked, fail_on))
         return out
 
     return run
+
+
+def check_failures(code: str, circuits: Mapping[str, str | None], checked: CheckRun, fail_on: str) -> list[Failure]:
+    """What counts against the wave: every error, and every failure of severity `fail_on` or worse."""
+    counted = checked.failing(fail_on) + [r for r in checked.results if r.outcome == "error"]
+    return [Failure(code, circuits.get(r.host), r.host, f"check {r.check_id} {r.outcome}")
+            for r in sorted(counted, key=lambda r: (r.host, r.check_id))]
 
 
 _HOST_PREFIX = re.compile(r"^([a-z0-9][a-z0-9-]{0,31}): (.*)$", re.S)
