@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -18,10 +18,17 @@ if TYPE_CHECKING:
     from msib.checks import CheckResult, CheckRun
     from msib.contract import Appliance
 
-#: ``--fail-on``: the least severity whose failure makes the exit 1 (errors always exit 2).
-FailOnOpt = Annotated[str, typer.Option(
-    "--fail-on", click_type=click.Choice(["critical", "high", "medium", "low"]),
-    help="Exit 1 only for a failed check of this severity or worse (low: any failure).")]
+class FailOn(enum.StrEnum):
+    """``--fail-on``: the least severity whose failure makes the exit 1 (errors always exit 2)."""
+
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+FailOnOpt = Annotated[FailOn, typer.Option(
+    "--fail-on", help="Exit 1 only for a failed check of this severity or worse (low: any failure).")]
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
@@ -92,7 +99,7 @@ def check_cmd(
         "--workers", help="pytest processes at once, the hosts dealt between them [default: 2 per CPU, at most 8].")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-    fail_on: FailOnOpt = "low",
+    fail_on: FailOnOpt = FailOn.low,
 ) -> None:
     """Run the compliance checks on every appliance; write JUnit XML, HTML and Markdown reports.
 
@@ -107,4 +114,4 @@ def check_cmd(
     record_run(inventory, "check", check_record(run), ok=run.exit_code() == 0, started=run.started)
     if as_json:
         print_json(run.summary())
-    sys.exit(run.exit_code(fail_on))  # (typer.Exit's code is swallowed by app(standalone_mode=False))
+    sys.exit(run.exit_code(fail_on.value))  # (typer.Exit's code is swallowed by app(standalone_mode=False))

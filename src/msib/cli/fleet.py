@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from msib.cli.check import FailOnOpt
+from msib.cli.check import FailOn, FailOnOpt
 from msib.cli.console import console, out, print_json
 from msib.escape import plain, rich_text
 
@@ -209,7 +209,7 @@ def fleet_check(
     fleet_dir: FleetOpt,
     waves: WavesOpt = None, canary: CanaryOpt = None, max_failed_sbs: MaxSbsOpt = None,
     max_failed_share: MaxShareOpt = None, rollout: RolloutOpt = None, restart: RestartOpt = False,
-    as_json: JsonOpt = False, fail_on: FailOnOpt = "low",
+    as_json: JsonOpt = False, fail_on: FailOnOpt = FailOn.low,
 ) -> None:
     """Run the compliance checks of every SB in waves; reports in build/<code>/check-report.
 
@@ -219,6 +219,6 @@ def fleet_check(
     from msib.fleet.model import load_fleet
 
     fleet = load_fleet(fleet_dir)
-    options = {} if fail_on == "low" else {"fail_on": fail_on}  # (the default keeps the default rollout name)
-    _rollout(fleet, "check", check_runner(fleet, fail_on=fail_on), options, waves, canary, max_failed_sbs,
+    options = {} if fail_on is FailOn.low else {"fail_on": fail_on.value}  # (the default keeps the default name)
+    _rollout(fleet, "check", check_runner(fleet, fail_on=fail_on.value), options, waves, canary, max_failed_sbs,
              max_failed_share, rollout, restart, as_json)
