@@ -85,8 +85,9 @@ def sensor_state(lab: Lab, name: str) -> dict[str, Any]:
     Suricata's version and PID."""
     words = ssh(lab, name, f"sha256sum {RULE_FILE}; stat -c %.9Y {RULE_FILE}").split()
     sha, mtime = words[0], words[-1]
-    stats = json.loads(ssh(lab, name, "suricatasc -c ruleset-stats /var/run/suricata-command.socket"))
-    reload = json.loads(ssh(lab, name, "suricatasc -c ruleset-reload-time /var/run/suricata-command.socket"))
+    # no socket given: the one the sensor's own suricatasc (and Debian's unit) uses by default
+    stats = json.loads(ssh(lab, name, "suricatasc -c ruleset-stats"))
+    reload = json.loads(ssh(lab, name, "suricatasc -c ruleset-reload-time"))
     pid = ssh(lab, name, "systemctl show -p MainPID --value suricata").strip()
     version = ssh(lab, name, "suricata -V").split("version ", 1)[1].split()[0]
     return {"sha256": sha, "mtime": float(mtime), "loaded": stats["message"][0]["rules_loaded"], "pid": pid,
@@ -167,6 +168,19 @@ def test_a_new_rule_set_is_running_on_every_sensor_without_restart(
         assert suricata_time(after["reload"]) >= after["mtime"]
 
 
+def test_debians_unit_reloads_suricata_through_its_socket_on_both_majors(
+        lab: Lab, source: tuple[RuleServer, Path, Path]) -> None:
+    """The unit's ExecReload/ExecStop call suricatasc without a socket: the deployed socket must be
+    where that major's suricatasc looks (8's moved to /var/run/suricata/; a reload there failed)."""
+    for s in SENSORS:
+        pid = ssh(lab, s, "systemctl show -p MainPID --value suricata").strip()
+        since = ssh(lab, s, "date +%s.%N").strip()
+        ssh(lab, s, "systemctl reload suricata")  # (asserts exit 0)
+        log = ssh(lab, s, f"journalctl -u suricata --no-pager --since @{since}")
+        assert "Unable to connect" not in log and "FAILURE" not in log, (s, log)
+        assert ssh(lab, s, "systemctl show -p MainPID --value suricata").strip() == pid, s
+
+
 def test_a_second_run_changes_nothing(lab: Lab, source: tuple[RuleServer, Path, Path]) -> None:
     server, cache, lock = source
     rc, _, err = update(server.url, cache, lock)
@@ -238,8 +252,7 @@ def test_an_update_that_does_not_take_effect_is_a_failure(lab: Lab, source: tupl
     assert any(f.startswith("ids-ext-1: rules:") for f in summary["failures"])
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # Suricata answers on its socket once its rules are loaded
-        if subprocess.run(lab.ssh_argv("ids-ext-1", ["sudo", "suricatasc", "-c", "uptime",
-                                                      "/var/run/suricata-command.socket"]),
+        if subprocess.run(lab.ssh_argv("ids-ext-1", ["sudo", "suricatasc", "-c", "uptime"]),
                           capture_output=True, timeout=60).returncode == 0:
             break
         time.sleep(0.5)
