@@ -13,6 +13,8 @@ inserted in fw-ext-1's forward chain and deleted afterwards (by its handle).
 - `tls+da`: TLS with the collector role's disk-assisted queue, built like the role's relay: the
   input's ruleset has the queue (every `queue.*` value read from the ruleset the role's SIEM action
   runs in on col-ext-1) and the SIEM action, with the role's `action.resume*`, runs in its worker.
+- `relp+da`: the same queue with RELP over TLS to the SIEM (omrelp, the collector's certificate,
+  the SIEM's name checked): the shipped default transport, which the SIEM acknowledges event by event.
 
 Two measurements, in one run:
 
@@ -22,14 +24,14 @@ Two measurements, in one run:
    each configuration's ceiling. With the role's queue, which never blocks its inputs
    (`timeoutEnqueue=0`), a burst faster than the SIEM link fills the queue and what does not
    fit is discarded (counted): the burst row says how much.
-2. **Sustained** (`tls` and `tls+da`, interleaved step by step so both meet the machine in the
-   same state): the object offers a constant rate for `--seconds`, in steps of 5 % of the best
-   burst TLS rate from 60 % up; a step holds when every event arrives (0 lost), the relay
-   delivers at >= 95 % of the offered rate and never pushes the sender more than 5 % behind its
-   schedule. A step that does not hold is tried once more (sender, relay and receiver share two
-   cores: one noisy 10 s should not end a ladder; the same rule for both). A configuration's
-   sustained rate is the offered rate of its highest step that holds (its steps stop at the first
-   one that fails twice, at 150 % at most); the target compares
+2. **Sustained** (`tls` and `tls+da`, interleaved step by step so both meet the machine in the same
+   state; `relp+da` on a ladder of its own, from its own best burst rate): the object offers a
+   constant rate for `--seconds`, in steps of 5 % of the best burst rate from 60 % up; a step holds
+   when every event arrives (0 lost), the relay delivers at >= 95 % of the offered rate and never
+   pushes the sender more than 5 % behind its schedule. A step that does not hold is tried once more
+   (sender, relay and receiver share two cores: one noisy 10 s should not end a ladder; the same
+   rule for both). A configuration's sustained rate is the offered rate of its highest step that
+   holds (its steps stop at the first one that fails twice, at 150 % at most); the target compares
    the two sustained rates. The delivered rates of those steps are shown beside them.
 
 The SIEM side timestamps the arrivals of each run (a watcher reading the appended bytes);
@@ -62,10 +64,10 @@ from msib.lab.delivery import load_result, send_load  # noqa: E402
 from msib.lab.loadgen import REMOTE_COUNTER  # noqa: E402
 
 COLLECTOR, COLLECTOR_LAN, FIREWALL, OBJECT = "col-ext-1", "198.18.32.10", "fw-ext-1", "obj-ext-1"
-IN_PORT, TCP_PORT, TLS_PORT = 10514, 10515, 10516
+IN_PORT, TCP_PORT, TLS_PORT, RELP_PORT = 10514, 10515, 10516, 10517
 WORK = "/var/tmp/msib-bench"
 UNIT = "msib-bench-rsyslog"
-CONFIGS = ("tcp", "tls", "tls+da")
+CONFIGS = ("tcp", "tls", "tls+da", "relp+da")
 
 SIEM_CONF = f"""\
 global(workDirectory="{WORK}/work"
@@ -76,6 +78,9 @@ module(load="imtcp" MaxSessions="20")
 input(type="imtcp" port="{TCP_PORT}" ruleset="out" StreamDriver.Name="ptcp")
 input(type="imtcp" port="{TLS_PORT}" ruleset="out"
       StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")
+module(load="imrelp")
+input(type="imrelp" port="{RELP_PORT}" ruleset="out" tls="on" tls.caCert="/etc/msib-siem/ca.pem"
+      tls.myCert="/etc/msib-siem/siem.pem" tls.myPrivKey="/etc/msib-siem/siem.key" tls.authMode="certvalid")
 template(name="line" type="string" string="%HOSTNAME% %msg%\\n")
 ruleset(name="out" queue.type="LinkedList" queue.size="500000" queue.dequeueBatchSize="4096") {{
   action(type="omfile" file="{WORK}/out.log" template="line" asyncWriting="on" ioBufferSize="256k"
@@ -116,19 +121,24 @@ def collector_conf(config: str, siem: str, peer: str, queue: tuple[str, str]) ->
     """
     if config == "tcp":
         action = f'action(type="omfwd" target="{siem}" port="{TCP_PORT}" protocol="tcp" TCP_Framing="octet-counted" '
+    elif config == "relp+da":
+        action = (f'action(type="omrelp" target="{siem}" port="{RELP_PORT}" tls="on" '
+                  'tls.caCert="/etc/msib/tls/ca.pem" tls.myCert="/etc/msib/tls/collector.pem" '
+                  f'tls.myPrivKey="/etc/msib/tls/collector.key" tls.authMode="name" tls.permittedPeer=["{peer}"] ')
     else:
         action = (f'action(type="omfwd" target="{siem}" port="{TLS_PORT}" protocol="tcp" StreamDriver="gtls" '
                   f'StreamDriverMode="1" StreamDriverAuthMode="x509/name" StreamDriverPermittedPeers="{peer}" '
                   'TCP_Framing="octet-counted" ')
     action += 'template="RSYSLOG_SyslogProtocol23Format"'
     ruleset = 'ruleset(name="fwd")'
-    if config == "tls+da":
+    if config.endswith("+da"):
         action += " " + queue[1]
         ruleset = f'ruleset(name="fwd" {queue[0]})'
     return (f'global(workDirectory="{WORK}/work" maxMessageSize="64k" '
             'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem")\n'
             'module(load="imtcp" maxSessions="20")\n'
-            f'input(type="imtcp" port="{IN_PORT}" ruleset="fwd")\n'
+            + ('module(load="omrelp")\n' if config == "relp+da" else "")
+            + f'input(type="imtcp" port="{IN_PORT}" ruleset="fwd")\n'
             f'{ruleset} {{\n  {action})\n}}\n')
 
 
@@ -197,7 +207,7 @@ print(n, first or 0, t10 or 0, t90 or 0, last or 0)
 def _fw_rule(lab: Lab, on: bool, siem: str) -> None:
     if on:
         _ssh(lab, FIREWALL, f"nft insert rule inet msib forward ip saddr {COLLECTOR_LAN} ip daddr {siem} "
-                            f"tcp dport {{ {TCP_PORT}, {TLS_PORT} }} accept comment \\\"msib-bench\\\"")
+                            f"tcp dport {{ {TCP_PORT}, {TLS_PORT}, {RELP_PORT} }} accept comment \\\"msib-bench\\\"")
     else:
         out = _ssh(lab, FIREWALL, "nft -a list chain inet msib forward")
         for handle in re.findall(r'comment "msib-bench" # handle (\d+)', out):
@@ -245,16 +255,55 @@ def holds(r: dict[str, Any], seconds: float) -> bool:
             and r["sender_behind_s"] <= 0.05 * seconds)
 
 
+NAMES = {"tcp": "plain TCP, no queue", "tls": "TLS, no queue", "tls+da": "TLS + the role's queue",
+         "relp+da": "RELP/TLS + the role's queue (the shipped default)"}
+#: Configurations whose sustained ladders run interleaved from the same base (the first one's best burst)
+LADDERS = (("tls", "tls+da"), ("relp+da",))
+
+
+def ladder(lab: Lab, configs: tuple[str, ...], base: float, seconds: float, siem: str, peer: str,
+           queue: tuple[str, str]) -> list[dict[str, Any]]:
+    """Constant offered rates from 60 % of `base` in steps of 5 %, `configs` interleaved step by step."""
+    steps: list[dict[str, Any]] = []
+    running = set(configs)  # interleaved, so they all see the machine in the same state
+    for pct in range(60, 151, 5):  # past 100 %: the burst rate is not a cap on the sustained one
+        rate = base * pct / 100
+        for config in configs:
+            # a step that fails is tried once more: one noisy 10 s on shared cores does not end a
+            # ladder; the same rule for every configuration
+            for attempt in (1, 2):
+                if config not in running:
+                    break
+                r = run_one(lab, config, int(rate * seconds), siem, peer, queue, rate=rate)
+                r["step_pct"], r["attempt"] = pct, attempt
+                r["holds"] = holds(r, seconds)
+                print(json.dumps(r), flush=True)
+                steps.append(r)
+                _ssh(lab, "siem", f": > {WORK}/out.log")
+                if r["holds"]:
+                    break
+                if attempt == 2:
+                    running.discard(config)
+        if not running:
+            break
+    return steps
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=1_000_000, help="events per burst run")
-    ap.add_argument("--runs", type=int, default=2, help="burst rounds of the three configurations")
+    ap.add_argument("--runs", type=int, default=2, help="burst rounds of the configurations")
     ap.add_argument("--seconds", type=float, default=10.0, help="length of each sustained step")
+    ap.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     ap.add_argument("--write-docs", action="store_true", help="put the table into docs/delivery.md")
+    ap.add_argument("--marker", default=None, help="the docs table's marker (default BENCH, BENCH-PINNED with --pin)")
     ap.add_argument("--pin", action="store_true",
                     help="relay on CPU 1; object's sender and SIEM receiver on CPU 0 (as if the relay had a machine "
                          "of its own)")
     args = ap.parse_args()
+    configs = tuple(c for c in CONFIGS if c in args.configs.split(","))
+    if not configs or set(args.configs.split(",")) - set(CONFIGS):
+        ap.error(f"--configs: some of {', '.join(CONFIGS)}")
     if args.pin:
         if len(os.sched_getaffinity(0)) < 2:
             ap.error("--pin needs 2 CPUs")
@@ -270,41 +319,26 @@ def main() -> int:
     _fw_rule(lab, True, siem)
     try:
         for _ in range(args.runs):
-            for config in CONFIGS:
+            for config in configs:
                 r = run_one(lab, config, args.count, siem, peer, queue)
                 print(json.dumps(r), flush=True)
                 results.append(r)
                 _ssh(lab, "siem", f": > {WORK}/out.log")
-        top = max(r["events_per_s"] for r in results if r["config"] == "tls")
-        running = {"tls", "tls+da"}  # interleaved, so both see the machine in the same state
-        for pct in range(60, 151, 5):  # past 100 %: the burst rate is not a cap on the sustained one
-            rate = top * pct / 100
-            for config in ("tls", "tls+da"):
-                # a step that fails is tried once more: one noisy 10 s on shared cores does not end a
-                # ladder; the same rule for both configurations
-                for attempt in (1, 2):
-                    if config not in running:
-                        break
-                    r = run_one(lab, config, int(rate * args.seconds), siem, peer, queue, rate=rate)
-                    r["step_pct"], r["attempt"] = pct, attempt
-                    r["holds"] = holds(r, args.seconds)
-                    print(json.dumps(r), flush=True)
-                    steps.append(r)
-                    _ssh(lab, "siem", f": > {WORK}/out.log")
-                    if r["holds"]:
-                        break
-                    if attempt == 2:
-                        running.discard(config)
-            if not running:
-                break
+        for group in LADDERS:
+            chosen = tuple(c for c in group if c in configs)
+            if chosen:
+                # the base is the group's first configuration's best burst (its own, when that one was not run)
+                basis = group[0] if group[0] in configs else chosen[0]
+                base = max(r["events_per_s"] for r in results if r["config"] == basis)
+                steps += ladder(lab, chosen, base, args.seconds, siem, peer, queue)
     finally:
         _fw_rule(lab, False, siem)
         _stop(lab, "siem")
     table = report(results, steps, args.seconds)
     print(table)
-    kind = "BENCH-PINNED" if args.pin else "BENCH"  # the two runs have a table each in the docs
+    kind = args.marker or ("BENCH-PINNED" if args.pin else "BENCH")  # each run has a table of its own in the docs
     (REPO / "bench" / "results").mkdir(exist_ok=True)
-    (REPO / "bench" / "results" / f"delivery{'-pinned' if args.pin else ''}.json").write_text(
+    (REPO / "bench" / "results" / f"delivery-{kind.lower()}.json").write_text(
         json.dumps({"burst": results, "sustained": steps}, indent=2) + "\n")
     if args.write_docs:
         doc = REPO / "docs" / "delivery.md"
@@ -327,30 +361,34 @@ def report(results: list[dict[str, Any]], steps: list[dict[str, Any]], seconds: 
 
     A sustained rate is the offered rate of the highest step that held (exactly what the sender
     kept up, with every event delivered); the delivered rate of that step is shown beside it.
+    "vs TLS" compares with TLS without a queue, when it was measured.
     """
     lines = ["| measurement | events/s | vs TLS | lost (worst run) | duplicates | relay CPU ms / 10k |",
              "|---|---|---|---|---|---|"]
-    held = {c: [r for r in steps if r["config"] == c and r["holds"]] for c in ("tls", "tls+da")}
-    tls_top = held["tls"][-1] if held["tls"] else None
-    for c, name in (("tls", "TLS, no queue (the sustained ceiling)"), ("tls+da", "**TLS + the role's queue**")):
+    present = [c for c in CONFIGS if any(r["config"] == c for r in results)]
+    held = {c: [r for r in steps if r["config"] == c and r["holds"]] for c in present}
+    tls_top = held["tls"][-1] if held.get("tls") else None
+    for c in present:
+        if c == "tcp":
+            continue
+        name = NAMES[c] + (" (the sustained ceiling)" if c == "tls" else "")
         if not held[c]:
             lines.append(f"| sustained {seconds:g} s, {name} | no step held | | | | |")
             continue
         r = held[c][-1]
         share = (f"{r['offered_per_s'] / tls_top['offered_per_s']:.0%} (delivered "
                  f"{r['events_per_s'] / tls_top['events_per_s']:.0%})") if tls_top else "n/a"
-        lines.append(f"| sustained {seconds:g} s, {name}: highest step held, {r['step_pct']} % | "
+        lines.append(f"| sustained {seconds:g} s, **{name}**: highest step held, {r['step_pct']} % of its base | "
                      f"{r['offered_per_s']:,} offered, {r['events_per_s']:,} delivered | {share} | {r['lost']} | "
                      f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
-    best = {c: max((r for r in results if r["config"] == c), key=lambda r: r["events_per_s"]) for c in CONFIGS}
-    ceiling = best["tls"]["events_per_s"]
-    names = {"tcp": "burst, plain TCP, no queue", "tls": "burst, TLS, no queue",
-             "tls+da": "burst, TLS + the role's queue"}
-    for c in CONFIGS:
+    best = {c: max((r for r in results if r["config"] == c), key=lambda r: r["events_per_s"]) for c in present}
+    ceiling = best["tls"]["events_per_s"] if "tls" in best else None
+    for c in present:
         r = best[c]
         worst_lost = max(x["lost"] for x in results if x["config"] == c)
-        lines.append(f"| {names[c]} (best of runs) | {r['events_per_s']:,} | {r['events_per_s'] / ceiling:.0%} of "
-                     f"burst TLS | {worst_lost:,} | {r['duplicates']} | {r['cpu_ms_per_10k']} |")
+        share = f"{r['events_per_s'] / ceiling:.0%} of burst TLS" if ceiling else "n/a"
+        lines.append(f"| burst, {NAMES[c]} (best of runs) | {r['events_per_s']:,} | {share} | {worst_lost:,} | "
+                     f"{r['duplicates']} | {r['cpu_ms_per_10k']} |")
     return "\n".join(lines)
 
 

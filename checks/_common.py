@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from msib import releases
 from msib.checks import apt_policy
 from msib.manifest import ManagedFile, managed_files
 
@@ -12,15 +13,16 @@ Evidence = Callable[[str], None]
 
 
 def packages_at_expected_version(host: Any, ctx: Mapping[str, Any], packages: list[str], evidence: Evidence) -> None:
-    """Assert every package is installed at msib_package_versions[pkg], else at the source's candidate."""
-    pinned: Mapping[str, str] = ctx.get("msib_package_versions") or {}
+    """Assert every package is installed at its pin for the host's release (msib.releases.pins), else
+    at the source's candidate."""
+    pinned = releases.pins(ctx.get("msib_package_versions"), ctx.get("msib_release"))
     policy = apt_policy(host.run("LC_ALL=C apt-cache policy " + " ".join(packages)).stdout)
     problems = []
     for pkg in packages:
         info = policy.get(pkg, {})
         installed = info.get("installed") or "(none)"
         expected = pinned.get(pkg) or info.get("candidate") or "(none)"
-        source = "pinned" if pkg in pinned else "newest available"
+        source = f"pinned for {ctx.get('msib_release') or 'every release'}" if pkg in pinned else "newest available"
         evidence(f"{pkg}: installed {installed}, expected {expected} ({source})")
         if installed in ("(none)", ""):
             problems.append(f"{pkg} is not installed")

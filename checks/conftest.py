@@ -4,7 +4,8 @@ Each test in ``checks/test_*.py`` is registered with ``@check("MSIB-…")`` (msi
 runs only on the appliances its catalogue entry names. Fixtures:
 
 - ``appliance``: the host's inventory entry (msib.contract.Appliance), found by its testinfra name;
-- ``ctx``: the render context of its role, as msib.render builds it for the engines;
+- ``release``: the host's Debian codename (its os-release);
+- ``ctx``: the render context of its role, as msib.render builds it for the engines (release values included);
 - ``evidence``: ``evidence("…")`` records what was observed; every result carries it, pass or fail.
 
 Every result is printed as one ``MSIB-RESULT {json}`` line for ``msib check``; plain pytest shows
@@ -22,7 +23,7 @@ from typing import Any
 import pytest
 
 from msib import checks as mc
-from msib import render
+from msib import releases, render
 from msib.contract import Appliance, Inventory
 
 
@@ -84,9 +85,17 @@ def appliance(request: pytest.FixtureRequest, host: Any) -> Appliance:
 
 
 @pytest.fixture(scope="module")
-def ctx(appliance: Appliance) -> dict[str, Any]:
-    """The render context of the host's role, as the engines build it now."""
-    return render.context(appliance.role, appliance.vars)
+def release(host: Any) -> str:
+    """The host's Debian codename (``VERSION_CODENAME`` of its os-release, as the engines read it)."""
+    return str(host.run(". /etc/os-release && echo \"$VERSION_CODENAME\"").stdout.strip())
+
+
+@pytest.fixture(scope="module")
+def ctx(appliance: Appliance, release: str) -> dict[str, Any]:
+    """The render context of the host's role, as the engines build it now (for the host's release;
+    a release msib does not support gets no release values: MSIB-HOST-007 names it)."""
+    known = release if release in releases.codenames() else None
+    return render.context(appliance.role, appliance.vars, release=known)
 
 
 @pytest.fixture

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from _common import Evidence, no_drift, packages_at_expected_version, service_running
 
-from msib.checks import check, rsyslog_action, rsyslog_action_queue
+from msib import render
+from msib.checks import check, rsyslog_action, rsyslog_action_queue, rsyslog_global
 
 
 def _packages(ctx: dict[str, Any]) -> list[str]:
@@ -33,6 +35,8 @@ def test_rsyslog_running_and_listening(host: Any, ctx: dict[str, Any], evidence:
         wanted.append(("udp", ctx["collector_udp_port"]))
     if ctx["collector_tcp_port"] is not None:
         wanted.append(("tcp", ctx["collector_tcp_port"]))
+    if ctx["collector_relp_port"] is not None:
+        wanted.append(("tcp", ctx["collector_relp_port"]))
     if _tls_client(ctx):
         wanted.append(("tcp", ctx["collector_tls_port"]))
     listening = host.run("ss -Hlntup").stdout
@@ -68,8 +72,8 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
     peer = syslog.get("peer_name") or syslog["host"]
     conf, a = _siem_action(host, evidence)
     shown = {k: a.get(k) for k in ("type", "target", "port", "streamdriver", "streamdrivermode",
-                                   "streamdriverauthmode", "streamdriverpermittedpeers", "tls", "tls.authmode",
-                                   "tls.permittedpeer", "tls.cacert")}
+                                   "streamdriverauthmode", "streamdriverpermittedpeers", "streamdriver.cafile", "tls",
+                                   "tls.authmode", "tls.permittedpeer", "tls.cacert")}
     evidence("action msib_siem: " + ", ".join(f"{k}={v}" for k, v in shown.items() if v is not None))
     assert a.get("target") == str(syslog["host"]) and a.get("port") == str(syslog["port"]), \
         f"relays to {a.get('target')}:{a.get('port')}, not the SIEM {syslog['host']}:{syslog['port']}"
@@ -77,7 +81,7 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
         assert a.get("tls") == "on", "RELP without TLS"
         assert a.get("tls.authmode") == "name", f"RELP TLS authMode is {a.get('tls.authmode')}, not name"
         assert peer in (a.get("tls.permittedpeer") or "").split(","), f"peer {peer} is not the permitted peer"
-        ca = a.get("tls.cacert")
+        ca, where = a.get("tls.cacert"), "tls.caCert of the action"
     else:
         assert a.get("type") == "omfwd", f"unexpected action type {a.get('type')}"
         assert a.get("streamdriver") == "gtls" and a.get("streamdrivermode") == "1", "omfwd is not using TLS"
@@ -85,11 +89,24 @@ def test_tls_to_siem_verified(host: Any, ctx: dict[str, Any], evidence: Evidence
             f"the SIEM's certificate and name are not verified (authMode {a.get('streamdriverauthmode')})"
         assert peer in (a.get("streamdriverpermittedpeers") or "").split(","), \
             f"peer name {peer} is not the permitted peer"
-        ca = "/etc/msib/tls/ca.pem" if 'defaultNetstreamDriverCAFile="/etc/msib/tls/ca.pem"' in conf else None
-    assert ca, "no CA file configured for the SIEM's certificate"
+        ca, where = a.get("streamdriver.cafile"), "StreamDriver.CAFile of the action"
+        if not ca:
+            ca, where = rsyslog_global(conf).get("defaultnetstreamdrivercafile"), "global defaultNetstreamDriverCAFile"
+    assert ca, ("no CA file is configured for the SIEM's certificate (neither the action's CA parameter nor "
+                "the global defaultNetstreamDriverCAFile): the certificate cannot be verified")
     ca_file = host.file(ca)
-    evidence(f"CA file {ca}: {'present' if ca_file.exists else 'MISSING'}")
-    assert ca_file.exists and ca_file.size > 0, f"the CA file {ca} is missing or empty"
+    evidence(f"CA file ({where}): {ca}, {'present' if ca_file.exists else 'MISSING'}")
+    assert ca_file.exists and ca_file.size > 0, f"the CA file {ca} ({where}) is missing or empty"
+    site = ctx.get("collector_ca_file")
+    try:
+        wanted = render.sha256(Path(str(site)).read_bytes())
+    except OSError:
+        evidence(f"the site's CA ({site}) is not readable here: not compared")
+        return
+    got = host.run(f"sha256sum '{ca}'").stdout.split()[0]
+    evidence(f"{ca}: sha256 {got[:16]}…; the site's CA {site}: sha256 {wanted[:16]}…")
+    assert got == wanted, (f"a CA is configured ({ca}, {where}) but it is not the site's CA ({site}): the SIEM is "
+                           "verified against another authority")
 
 
 @check("MSIB-COL-005")

@@ -1,18 +1,25 @@
-"""Checks every appliance gets, whatever its role: SSH hardening basics, updates, a host baseline."""
+"""Checks every appliance gets, whatever its role: SSH hardening basics, updates, its release's support, a baseline."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from msib import releases
 from msib.checks import check, parse_sshd_t, pending_upgrades, weak_ssh_algorithms
+from msib.contract import Appliance
 
 Evidence = Callable[[str], None]
 
 
 def _sshd(host: Any, evidence: Evidence) -> dict[str, str]:
+    # the effective settings as sshd itself resolves them (defaults, includes, Match), whatever
+    # the release calls its files and processes (sshd-session logs the logins on Debian 13)
     out = host.run("/usr/sbin/sshd -T")
     assert out.rc == 0, f"sshd -T failed (exit {out.rc}): {out.stderr.strip()}"
+    version = host.run("/usr/sbin/sshd -V 2>&1 | head -n 1")
+    evidence(f"sshd -V: {version.stdout.strip() or version.stderr.strip()}")
     return parse_sshd_t(out.stdout)
 
 
@@ -80,3 +87,18 @@ def test_root_filesystem_room(host: Any, evidence: Evidence) -> None:
     evidence(f"df -P /: {out}")
     used = int(out.split()[4].rstrip("%"))
     assert used < 90, f"/ is {used}% used"
+
+
+@check("MSIB-HOST-007")
+def test_release_in_regular_security_support(host: Any, appliance: Appliance, release: str,
+                                             evidence: Evidence) -> None:
+    pretty = host.run(". /etc/os-release && echo \"$PRETTY_NAME\"").stdout.strip()
+    evidence(f"/etc/os-release: {pretty} (codename {release or 'none'})")
+    if appliance.release:
+        evidence(f"the site plan says: {appliance.release}")
+    assert release in releases.codenames(), \
+        f"{pretty or 'this system'} is not a Debian release msib supports ({', '.join(releases.codenames())})"
+    today = dt.date.today()
+    about = releases.get(release)
+    evidence(about.describe(today) + f" (data: src/msib/data/debian_releases.yml, as of {today})")
+    assert about.support(today) == "regular", about.describe(today)

@@ -12,6 +12,9 @@ from msib import render
 from msib.checks import check, nft_base_chains, nft_comparable, unified_diff
 from msib.engines import guards
 
+#: msib contain's table (roles/firewall/templates/ruleset.nft.j2): its chains only drop contained addresses
+CONTAIN_TABLE = "inet msib_contain"
+
 
 def _live(host: Any) -> str:
     out = host.run("nft -s list ruleset")
@@ -55,8 +58,12 @@ def test_default_drop(host: Any, evidence: Evidence) -> None:
         evidence(f"{c['table']} chain {c['chain']}: hook {c['hook']}, policy {c['policy']}")
     hooks = {c["hook"] for c in chains}
     assert {"input", "forward"} <= hooks, f"no base chain on {sorted({'input', 'forward'} - hooks)}: all accepted"
+    # a packet passes a hook only if every base chain on it lets it through: one chain of policy drop
+    # per hook is default deny; the containment table's chains (policy accept) only ever drop
+    undenied = [h for h in ("input", "forward") if not any(c["hook"] == h and c["policy"] == "drop" for c in chains)]
+    assert not undenied, f"no base chain of policy drop on {', '.join(undenied)}"
     open_chains = [f"{c['table']}/{c['chain']}" for c in chains if c["hook"] in ("input", "forward")
-                   and c["policy"] != "drop"]
+                   and c["policy"] != "drop" and c["table"] != CONTAIN_TABLE]
     assert not open_chains, f"policy is not drop in: {', '.join(open_chains)}"
 
 

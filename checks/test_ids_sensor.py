@@ -1,7 +1,8 @@
-"""Checks of the IDS sensors (role ids_sensor: Suricata 7 on the circuit's SPAN port)."""
+"""Checks of the IDS sensors (role ids_sensor: Suricata 7, or 8 on Debian 13, on the circuit's SPAN port)."""
 
 from __future__ import annotations
 
+import calendar
 import ipaddress
 import json
 import time
@@ -9,7 +10,7 @@ from typing import Any
 
 from _common import Evidence, no_drift, packages_at_expected_version, service_running
 
-from msib.checks import check
+from msib.checks import check, ruleset_header, suricata_time
 
 #: Default maximum age of the loaded rule set (msib_ids_rules_max_age_days overrides it).
 RULES_MAX_AGE_DAYS = 7
@@ -32,9 +33,10 @@ def _socket(conf: dict[str, str]) -> str:
 
 @check("MSIB-IDS-001")
 def test_packages(host: Any, ctx: dict[str, Any], evidence: Evidence) -> None:
+    major = ctx["ids_sensor_suricata_major"]
     version = host.run("suricata -V").stdout.strip()
-    evidence(f"suricata -V: {version}")
-    assert "version 7." in version, f"Suricata 7 is required, found: {version or 'none'}"
+    evidence(f"suricata -V: {version} (the inventory's ids_sensor_suricata_major: {major})")
+    assert f"version {major}." in version, f"Suricata {major} is required, found: {version or 'none'}"
     packages_at_expected_version(host, ctx, ["suricata", "rsyslog"], evidence)
 
 
@@ -82,16 +84,9 @@ def test_rules_fresh_and_loaded(host: Any, ctx: dict[str, Any], evidence: Eviden
              for k, v in sorted(conf.items()) if k.startswith("rule-files.")]
     assert files, "suricata.yaml loads no rule file"
     stat = host.run("stat -c '%Y %n' " + " ".join(f"'{f}'" for f in files))
-    now = time.time()
-    newest = 0.0
-    for line in stat.stdout.splitlines():
-        mtime, _, name = line.partition(" ")
-        newest = max(newest, float(mtime))
-        evidence(f"{name}: written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(float(mtime)))}")
     assert stat.rc == 0, f"rule file missing: {stat.stderr.strip()}"
-    age_days = (now - newest) / 86400
-    evidence(f"rule set age: {age_days:.1f} days (limit {max_days:g})")
-    stats = host.run(f"suricatasc -c ruleset-stats {_socket(conf)}")
+    sock = _socket(conf)
+    stats = host.run(f"suricatasc -c ruleset-stats {sock}")
     evidence(f"suricatasc ruleset-stats: {stats.stdout.strip() or stats.stderr.strip()}")
     try:
         engines = json.loads(stats.stdout)["message"]
@@ -99,6 +94,31 @@ def test_rules_fresh_and_loaded(host: Any, ctx: dict[str, Any], evidence: Eviden
         failed = sum(int(e["rules_failed"]) for e in engines)
     except (ValueError, KeyError, TypeError):
         loaded = failed = -1
-    assert age_days <= max_days, f"the rule set is {age_days:.1f} days old (limit {max_days:g})"
     assert loaded > 0, "the running Suricata reports no rules loaded"
     assert failed == 0, f"{failed} rule(s) failed to load"
+    # the age of what the engine RUNS: the rule set's source date, and the engine's last reload after
+    # the rule file was written (a file written since is not what runs)
+    update = ctx.get("ids_sensor_update_rule_file")
+    assert update, "this sensor takes no rule updates (ids_sensor_update_rule_file is null): its rules never age out"
+    reply = host.run(f"suricatasc -c ruleset-reload-time {sock}")
+    try:
+        reloaded = suricata_time(str(json.loads(reply.stdout)["message"][0]["last_reload"]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise AssertionError(f"the engine does not say when it last loaded its rules: {reply.stdout.strip()}") from None
+    head = host.run(f"head -c 512 '{update}'")
+    written = host.run(f"stat -c %Y '{update}'").stdout.strip()
+    header = ruleset_header(head.stdout)
+    evidence(f"{update}: " + (f"rule set {header[0]} for suricata-{header[1]}, released {header[2]}" if header else
+                              "no rule set (empty: created by the deploy, never updated)")
+             + f"; written {_utc(float(written or 0))}; the engine last loaded its rules {_utc(reloaded)}")
+    assert header, (f"no rule update has ever been loaded: {update} holds no rule set (the deploy creates it "
+                    "empty; `msib update --rules` fills it)")
+    assert reloaded >= float(written or 0) - 1, \
+        f"{update} was written after the engine last loaded its rules: the rules running are older than that file"
+    age_days = (time.time() - calendar.timegm(time.strptime(header[2], "%Y-%m-%d"))) / 86400
+    evidence(f"age of the loaded rule set: {age_days:.1f} days since its source released it (limit {max_days:g})")
+    assert age_days <= max_days, f"the loaded rule set is {age_days:.1f} days old (limit {max_days:g})"
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))

@@ -3,27 +3,29 @@
 The context is built exactly as the Ansible plugin builds it (msib.render.context: the role's
 defaults overlaid with the host's ``msib_*`` and ``<role>_*`` data), so both engines install the
 same bytes; what a role installs comes from its ``meta/manifest.yml`` (msib.manifest) and its
-preflight is msib.preflight, as for Ansible. :func:`config` uploads to a temp file beside the
-destination, validates it on the host, then moves it into place; a converged file is a no-op.
+preflight is msib.preflight, as for Ansible. :func:`config` writes a temp file beside the
+destination (0600, through the shell's stdin: never through /tmp), validates it on the host, then
+moves it into place; a converged file is a no-op.
 """
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import shlex
 import subprocess
-from io import BytesIO
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyinfra.api.command import FileUploadCommand, FunctionCommand, StringCommand
+from pyinfra.api.command import FunctionCommand, StringCommand
 from pyinfra.api.exceptions import OperationError
 from pyinfra.api.facts import FactBase
 from pyinfra.api.operation import operation
-from pyinfra.context import host
+from pyinfra.context import host, state
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory, File, Sha256File
-from pyinfra.facts.server import Date
+from pyinfra.facts.server import Date, LinuxDistribution
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import files
 from pyinfra.operations.apt import APT_UPDATE_FILENAME
@@ -34,9 +36,36 @@ from msib.engines import guards
 from msib.manifest import GUARDS, MODES, Manifest
 
 
+def host_release() -> str:
+    """The current host's Debian codename (``VERSION_CODENAME`` of its os-release), as Ansible's
+    ``ansible_distribution_release`` says it.
+
+    Raises:
+        OperationError: the host does not say its codename.
+    """
+    meta = host.get_fact(LinuxDistribution)["release_meta"]
+    codename = meta.get("VERSION_CODENAME") or meta.get("DISTRIB_CODENAME")
+    if not codename:
+        raise OperationError(f"{host.name}: the host does not say its Debian release (no VERSION_CODENAME "
+                             "in /etc/os-release)")
+    return str(codename)
+
+
 def role_context(role: str) -> dict[str, Any]:
-    """The render context of `role` for the current host (defaults + msib_* + <role>_*)."""
-    return render.context(role, host.data.dict())  # type: ignore[no-untyped-call]
+    """The render context of `role` for the current host (defaults + release values + msib_* + <role>_*).
+
+    Under msib's worker, the host's release and every fact its deploy reads come in one command: the
+    facts are listed for the release the site plan says (``msib_appliance.release``), while the
+    release itself is still the host's own fact; a host on another release than planned reads what
+    it misses in a second command (:func:`role_manifest`).
+    """
+    variables = host.data.dict()  # type: ignore[no-untyped-call]
+    prefetch = getattr(host, "msib_prefetch", None)  # set by msib's pyinfra worker (pyinfra_facts)
+    planned = (variables.get("msib_appliance") or {}).get("release")
+    if prefetch is not None and planned:
+        guess = render.context(role, variables, release=planned)
+        prefetch([(LinuxDistribution, {}), *wanted_facts(role, manifest.load(role), guess, planned)])
+    return render.context(role, variables, release=host_release())
 
 
 def role_manifest(role: str, ctx: dict[str, Any]) -> Manifest:
@@ -49,11 +78,11 @@ def role_manifest(role: str, ctx: dict[str, Any]) -> Manifest:
     m = manifest.load(role)
     prefetch = getattr(host, "msib_prefetch", None)  # set by msib's pyinfra worker (pyinfra_facts)
     if prefetch is not None:
-        prefetch(wanted_facts(role, m, ctx))
+        prefetch(wanted_facts(role, m, ctx, str(ctx["msib_release"])))
     return m
 
 
-def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any]) -> list[tuple[type, dict[str, Any]]]:
+def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any], release: str) -> list[tuple[type, dict[str, Any]]]:
     """Every fact the deploy of `role` reads on this host, so that all are read in one command.
 
     A fact missing here is still read (on its own, as pyinfra does); one listed but never asked
@@ -62,7 +91,8 @@ def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any]) -> list[tuple[type
     """
     wanted: list[tuple[type, dict[str, Any]]] = [(File, {"path": APT_UPDATE_FILENAME}), (Date, {}), (DebPackages, {})]
     for dep in m.depends:
-        for f in manifest.load(dep).install_files(render.context(dep, host.data.dict())):  # type: ignore[no-untyped-call]
+        dep_ctx = render.context(dep, host.data.dict(), release=release)  # type: ignore[no-untyped-call]
+        for f in manifest.load(dep).install_files(dep_ctx):
             wanted += [(File, {"path": f.dest}), (Sha256File, {"path": f.dest})]
     for f in m.install_files(ctx):
         wanted += [(File, {"path": f.dest}), (Sha256File, {"path": f.dest})]
@@ -72,6 +102,8 @@ def wanted_facts(role: str, m: Manifest, ctx: dict[str, Any]) -> list[tuple[type
     for unit in m.services_for(ctx):
         service = unit if "." in unit else f"{unit}.service"
         wanted += [(SystemdStatus, {"services": [service]}), (SystemdEnabled, {"services": [service]})]
+    if role == "ids_sensor":  # suricata_major: the installed major against the one asked for
+        wanted.append((SuricataVersion, {}))
     helper = m.install_file("commit_helper", ctx) if "commit_helper" in m.files else None
     if helper is not None:
         wanted.append((NftCommitStatus, {"helper": helper.dest}))
@@ -84,6 +116,21 @@ def install(name: str, role: str, file_id: str, ctx: dict[str, Any], item: Any =
     if spec is None:
         return None
     return config(name=name, role=role, context=ctx, **spec.args())
+
+
+def changed(*ops: Any) -> Callable[[], bool]:
+    """An ``_if`` condition: one of `ops` changed (None entries, files not installed here, are left out).
+
+    When the deploy runs it asks each operation whether it did change; in ``--check`` (nothing runs)
+    whether it would, so that a conditional restart counts as a change only when what it depends on
+    would change (msib.engines.pyinfra_session counts check mode with it).
+    """
+    chosen = [op for op in ops if op is not None]
+
+    def condition() -> bool:
+        return any(op.did_change() if op.is_complete() else bool(op.will_change) for op in chosen)
+
+    return condition
 
 
 def directories(what: str, m: Manifest, ctx: dict[str, Any]) -> None:
@@ -151,14 +198,17 @@ def config(
     if have != want:
         tmp = f"{dest}.msib-tmp"
         q_tmp = shlex.quote(tmp)
-        yield FileUploadCommand(BytesIO(data), tmp)
-        # one command (one sudo round trip): own, validate, move into place; a refused file is removed
-        steps = [f"chown {user}:{group} {q_tmp}", f"chmod {mode} {q_tmp}"]
+        # straight into the destination's directory, through the stdin of the (sudo) shell, created
+        # 0600: never pyinfra's upload to /tmp/pyinfra-<sha1> and `sudo cp` (a key readable there);
+        # then own, validate and move into place in the same command (one sudo round trip); a refused
+        # file is removed
+        steps = [f"umask 077 && rm -f {q_tmp} && base64 -d > {q_tmp}",
+                 f"chown {user}:{group} {q_tmp}", f"chmod {mode} {q_tmp}"]
         if validate:
             check = validate.replace("%s", q_tmp)
             steps.append(f"{{ {check} >/dev/null || {{ rc=$?; rm -f {q_tmp}; exit $rc; }}; }}")
         steps.append(f"mv -f {q_tmp} {q_dest}")
-        yield StringCommand(" && ".join(steps))
+        yield StringCommand(" && ".join(steps), _stdin=base64.encodebytes(data).decode().splitlines())
         return
     assert info
     fixes = []
@@ -224,3 +274,39 @@ def commit_ruleset(helper: str, rollback_seconds: int) -> Any:
         return
     yield StringCommand(shlex.quote(helper), "apply", str(int(rollback_seconds)))
     yield FunctionCommand(_confirm_over_fresh_ssh, (helper,), {})
+
+
+class SuricataVersion(FactBase[str | None]):
+    """The installed Suricata's version (``8.0.8``), or None when there is none.
+
+    .. code:: python
+
+        "7.0.10"
+    """
+
+    def command(self) -> str:
+        return "suricata -V 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        for line in output:
+            words = line.split("version ", 1)
+            if len(words) == 2 and words[1].strip():
+                return words[1].split()[0]
+        return None
+
+
+@operation()
+def suricata_major(major: int) -> Any:
+    """Fail unless the installed Suricata is of major `major` (nothing is changed).
+
+    + major: the major version the inventory asks for (ids_sensor_suricata_major)
+    """
+    version = host.get_fact(SuricataVersion)
+    if version is None and not state.is_executing:
+        host.noop("Suricata is not installed yet")
+        return
+    if version is None or version.split(".")[0] != str(major):
+        raise OperationError(f"Suricata {version or '(none)'} is installed, ids_sensor_suricata_major is {major}: "
+                             "a sensor changes major by a fresh install (docs/releases.md)")
+    host.noop(f"Suricata {version} is major {major}")
+    yield from ()

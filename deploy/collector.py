@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, systemd
 
-from deploy._msib import directories, install, role_context, role_manifest
+from deploy._msib import changed, directories, install, role_context, role_manifest
 from deploy.apt_proxy import apt_proxy
 
 
@@ -23,7 +23,7 @@ def collector() -> None:
     apt.packages(name="Install rsyslog (GnuTLS, RELP) and nftables", packages=m.package_list("base"), update=True,
                  cache_time=86400)
     directories("collector's", m, ctx)
-    changed = [
+    tls = [
         install("Install the CA certificate of the SIEM", "collector", "ca", ctx),
         install("Install the collector's certificate", "collector", "cert", ctx),
         install("Install the collector's private key", "collector", "key", ctx),
@@ -31,14 +31,13 @@ def collector() -> None:
     table = install("Write the collector's own nftables table (syslog from the circuit only)", "collector", "table",
                     ctx)
     unit = install("Write the unit that loads the table at boot", "collector", "unit", ctx)
-    changed.append(install("Write the rsyslog configuration", "collector", "rsyslog", ctx))
+    rsyslog = install("Write the rsyslog configuration", "collector", "rsyslog", ctx)
 
     if unit is not None:
-        systemd.daemon_reload(name="Reload systemd units", _if=unit.did_change)
+        systemd.daemon_reload(name="Reload systemd units", _if=changed(unit))
     for service in m.services_for(ctx, running=True):
         systemd.service(name=f"Keep {service} running and enabled", service=service, running=True, enabled=True)
     if table is not None:
         systemd.service(name="Reload the collector's nftables table", service="msib-collector-nft.service",
-                        reloaded=True, _if=table.did_change)
-    systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True,
-                    _if=lambda: any(op.did_change() for op in changed if op is not None))
+                        reloaded=True, _if=changed(table))
+    systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=changed(*tls, rsyslog))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyinfra.api.deploy import deploy
 from pyinfra.operations import apt, systemd
 
-from deploy._msib import commit_ruleset, directories, install, role_context, role_manifest
+from deploy._msib import changed, commit_ruleset, directories, install, role_context, role_manifest
 from deploy.apt_proxy import apt_proxy
 
 
@@ -41,7 +41,7 @@ def firewall() -> None:
     commit_ruleset(name="Apply with the rollback timer armed, confirm over a fresh SSH connection",
                    helper=helper.dest, rollback_seconds=int(ctx["firewall_rollback_seconds"]))
     if rsyslog is not None:
-        systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=rsyslog.did_change)
+        systemd.service(name="Restart rsyslog", service="rsyslog.service", restarted=True, _if=changed(rsyslog))
     for unit in m.services_for(ctx, running=True):
         systemd.service(name=f"Keep {unit} running and enabled (own syslog to the collector)", service=unit,
                         running=True, enabled=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
 from msib.inventory import SshSettings, inventory_model, render_hosts_yml
-from msib.site import SitePlan, load_site
+from msib.site import SitePlan, load_site, parse_site
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_SITE = REPO / "inventories" / "lab" / "site.yml"
@@ -39,3 +40,18 @@ def write_inventory(directory: Path, plan: SitePlan | None = None, *, known_host
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "hosts.yml").write_bytes(render_hosts_yml(model))
     return directory
+
+
+def refusing_inventory(tmp_path: Path) -> Path:
+    """One collector on 127.0.0.1 at a port where nothing listens: every connection is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    plan = parse_site({
+        "state_body": "Test body", "code": "lab", "siem": {"syslog": {"host": "127.0.0.5"}},
+        "management": {"controllers": ["127.0.0.1/32"]},
+        "circuits": {"internal": {"networks": ["127.0.0.0/8"], "appliances": [
+            {"name": "col-int-1", "role": "collector", "address": "127.0.0.1", "port": port}]}},
+    }, "test")
+    (tmp_path / "known_hosts").write_text("")
+    return write_inventory(tmp_path / "inventory", plan, known_hosts=tmp_path / "known_hosts")

@@ -24,13 +24,18 @@ def demo(tmp_path: Path) -> Path:
         (role / d).mkdir(parents=True)
     out = tmp_path / "out"
     (role / "defaults" / "main.yml").write_text(yaml.safe_dump(
-        {"demo_dir": str(out), "demo_on": True, "demo_off": False, "demo_items": ["a.txt", "b.txt"]}))
-    (role / "templates" / "conf.j2").write_text("name={{ msib_appliance.name }} dir={{ demo_dir }}\n")
+        {"demo_dir": str(out), "demo_on": True, "demo_off": False, "demo_items": ["a.txt", "b.txt"],
+         "demo_major": 1}))
+    (role / "templates" / "conf.j2").write_text("name={{ msib_appliance.name }} dir={{ demo_dir }}\n"
+                                                "release={{ msib_release }} suite={{ __demo_suites['1'] }}\n")
+    for release in ("bookworm", "trixie"):  # the values of each release, taken by the host's facts
+        (role / "vars" / f"{release}.yml").write_text(yaml.safe_dump({"__demo_suites": {"1": f"{release}-x"}}))
     (role / "files" / "a.txt").write_text("a\n")
     (role / "files" / "b.txt").write_text("b\n")
     (role / "meta" / "main.yml").write_text("dependencies: []\n")
     (role / "meta" / "manifest.yml").write_text("""
 packages: {base: [one, two]}
+package_releases: {base: ["__demo_suites.{demo_major}"]}
 directories: [{path: "{demo_dir}", mode: "0750"}]
 files:
   conf: {dest: "{demo_dir}/conf", template: conf.j2, mode: "0640", validate: /usr/bin/test -s %s, when: demo_on}
@@ -60,10 +65,13 @@ preflight:
 - name: Show
   ansible.builtin.debug:
     msg: "LOOKUP {{ __demo_packages }} {{ query('msib.appliances.manifest', 'demo', 'services', 'running') }}
-      {{ lookup('msib.appliances.manifest', 'demo', 'dest', 'conf') }}"
+      {{ lookup('msib.appliances.manifest', 'demo', 'dest', 'conf') }}
+      {{ query('msib.appliances.manifest', 'demo', 'release', 'base') }}"
 """)
     (tmp_path / "play.yml").write_text(yaml.safe_dump([{
-        "name": "Demo", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "name": "Demo", "hosts": "localhost", "connection": "local",
+        # the host's release (its facts) chooses the role's vars/<release>.yml, as for the roles
+        "gather_facts": "{{ with_facts | default(true) }}", "gather_subset": ["!all", "!min", "distribution"],
         "vars": {"msib_appliance": {"name": "here", "role": "demo"}},
         "roles": ["demo"]}]))
     return tmp_path
@@ -83,11 +91,13 @@ def test_the_plugins_install_what_the_manifest_says_once_and_idempotently(demo: 
     first = _play(demo)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     out = demo / "out"
-    assert (out / "conf").read_text() == f"name=here dir={out}\n" and oct((out / "conf").stat().st_mode)[-3:] == "640"
+    release = _machine_release()
+    assert (out / "conf").read_text() == f"name=here dir={out}\nrelease={release} suite={release}-x\n"
+    assert oct((out / "conf").stat().st_mode)[-3:] == "640"
     assert (out / "a.txt").read_text() == "a\n" and (out / "b.txt").read_text() == "b\n"
     assert not (out / "disabled").exists() and oct(out.stat().st_mode)[-3:] == "750"
     assert "skipping: [localhost]" in first.stdout.split("TASK [demo : Disabled]")[1].split("TASK")[0]
-    assert f"LOOKUP ['one', 'two'] ['a.service'] {out}/conf" in first.stdout
+    assert f"LOOKUP ['one', 'two'] ['a.service'] {out}/conf ['{release}-x']" in first.stdout
     again = _play(demo)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.stdout[-2000:]
     (out / "conf").write_text("drift\n")
@@ -99,6 +109,20 @@ def test_the_preflight_fails_the_host_with_its_rule(demo: Path) -> None:
     bad = _play(demo, "-e", '{"msib_appliance": {"name": "here", "role": "firewall"}}')
     assert bad.returncode != 0
     assert "localhost is not a usable demo host: msib_appliance.role is not demo" in bad.stdout
+    assert not (demo / "out").exists()
+
+
+def _machine_release() -> str:
+    for line in Path("/etc/os-release").read_text().splitlines():
+        if line.startswith("VERSION_CODENAME="):
+            return line.split("=", 1)[1].strip('"')
+    raise AssertionError("this machine's os-release names no codename")
+
+
+def test_without_the_hosts_release_the_plugins_refuse_clearly(demo: Path) -> None:
+    bad = _play(demo, "-e", "with_facts=false")
+    assert bad.returncode != 0
+    assert "localhost: the host's Debian release is unknown" in bad.stdout
     assert not (demo / "out").exists()
 
 
@@ -124,7 +148,8 @@ def test_site_plan_text_in_msib_vars_is_data_never_a_template(demo: Path) -> Non
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert [p for p in pwned if p.exists()] == []
     out = demo / "out"
-    assert (out / "conf").read_text() == f"name={name} dir={out}\n"  # the text itself, installed as it is
+    release = _machine_release()  # the text itself, installed as it is
+    assert (out / "conf").read_text() == f"name={name} dir={out}\nrelease={release} suite={release}-x\n"
 
 
 def test_no_task_or_play_templates_an_msib_variable() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +22,30 @@ def test_every_catalogued_check_is_implemented_once_and_nothing_else() -> None:
 def test_catalogue_entries_have_a_title_severity_and_clause() -> None:
     for spec in mc.catalogue().values():
         assert spec.severity in mc.SEVERITIES and len(spec.title) > 10 and len(spec.clause) > 20, spec.id
+
+
+def test_every_why_cites_the_rules_and_a_page_of_docs_never_an_internal_spec() -> None:
+    repo = Path(__file__).resolve().parent.parent
+    for spec in mc.catalogue().values():
+        assert spec.clause.startswith("The Rules: "), spec.id
+        pages = re.findall(r"\bdocs/([\w-]+\.md)\b", spec.clause)
+        assert pages and all((repo / "docs" / page).is_file() for page in pages), (spec.id, pages)
+        assert not re.search(r"reliability\.md|spec/|shared/", spec.clause), spec.id
+
+
+def test_time_and_header_of_the_loaded_rules_are_read() -> None:
+    assert mc.suricata_time("2026-12-05T06:46:00.000000+0000") == 1796453160.0
+    assert mc.suricata_time("2026-12-05T07:46:00-0000") - mc.suricata_time("2026-12-05T06:46:00") == 3600
+    assert mc.ruleset_header("# msib rule set v2 for suricata-7.0, released 2026-12-01\n# ...\nalert x\n") == (
+        "v2", "7.0", "2026-12-01")
+    assert mc.ruleset_header("") is None and mc.ruleset_header("alert tcp any any -> any any (sid:1;)\n") is None
+    with pytest.raises(ValueError):
+        mc.suricata_time("yesterday")
+
+
+def test_rsyslog_global_reads_the_ca_whatever_its_path() -> None:
+    conf = 'global(\n  workDirectory="/w"\n  defaultNetstreamDriverCAFile="/etc/other/ca.pem" # a comment\n)\n'
+    assert mc.rsyslog_global(conf)["defaultnetstreamdrivercafile"] == "/etc/other/ca.pem"
 
 
 def test_check_decorator_refuses_an_uncatalogued_id() -> None:
@@ -110,3 +136,27 @@ def test_hosts_are_dealt_into_at_most_n_batches_each_once_in_inventory_order() -
     assert all(b == sorted(b) for b in got) and {len(b) for b in got} == {5}
     assert mc.runner.batches(hosts[:3], 8) == [["h00"], ["h01"], ["h02"]]  # never an empty batch
     assert mc.runner.batches(hosts[:3], 0) == [hosts[:3]]
+
+
+def _run_of(*results: tuple[str, str, str]) -> Any:
+    from msib.checks.runner import CheckResult, CheckRun
+    return CheckRun(inventory="inv", started=0.0, results=[
+        CheckResult(host, "collector", check_id, "t", severity, "c", outcome, "e")  # type: ignore[arg-type]
+        for host, check_id, severity, outcome in ((h, c, s.split(":")[0], s.split(":")[1]) for h, c, s in results)])
+
+
+def test_fail_on_sets_the_least_severity_that_fails_the_run_and_the_wave() -> None:
+    from msib.fleet.actions import check_failures
+    # a Debian 12 appliance on LTS (MSIB-HOST-007, medium) beside a passed critical check
+    run = _run_of(("col-1", "MSIB-HOST-007", "medium:failed"), ("col-1", "MSIB-COL-002", "critical:passed"))
+    assert run.exit_code() == 1 and run.exit_code("medium") == 1
+    assert run.exit_code("high") == 0 and run.exit_code("critical") == 0
+    circuits = {"col-1": "internal"}
+    assert check_failures("akm", circuits, run, "high") == []
+    assert [f.step for f in check_failures("akm", circuits, run, "low")] == ["check MSIB-HOST-007 failed"]
+    # a high failure counts under --fail-on high; an error always counts (and exits 2)
+    worse = _run_of(("col-1", "MSIB-COL-003", "high:failed"), ("fw-1", "MSIB-FW-001", "low:error"))
+    assert worse.exit_code("critical") == 2
+    assert [(f.host, f.step) for f in check_failures("akm", circuits, worse, "critical")] == \
+        [("fw-1", "check MSIB-FW-001 error")]
+    assert len(check_failures("akm", circuits, worse, "high")) == 2

@@ -6,10 +6,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -182,7 +184,7 @@ def test_ssh_settings_come_from_the_inventory(lab_inventory: Path) -> None:
 
 T = N("198.18.16.100/32")
 E = ct.NftElement
-SET = "inet msib msib_blocked"
+SET = "inet msib_contain msib_blocked"
 
 NFT_BLOCK_CASES = {
     "absent_adds": ([], T, 3600, "added", f"add element {SET} {{ 198.18.16.100 timeout 3600s }}\n"),
@@ -280,6 +282,25 @@ def test_held_blocks_replay_block_release_and_expire() -> None:
     assert ct.held_blocks([rec("block", "error")]) == {}
 
 
+def test_an_intent_without_its_outcome_is_held_until_its_intended_expiry() -> None:
+    def rec(action: str, phase: str, result: str, run: str, expires: str = "2027-01-15T08:01:00Z") -> dict[str, object]:
+        return {"action": action, "phase": phase, "run": run, "address": "10.9.9.9/32", "reason": "r",
+                "firewalls": [{"name": "fw-dev-1", "result": result, "expires": expires}]}
+
+    key = ("fw-dev-1", N("10.9.9.9/32"))
+    # killed after the intent: the entry may be on the device, so it is swept at the intended expiry
+    assert ct.held_blocks([rec("block", "intent", "pending", "a")])[key].expires == 1_800_000_060.0
+    # the outcome came: it decides (an error leaves nothing held)
+    assert ct.held_blocks([rec("block", "intent", "pending", "a"), rec("block", "firewall", "error", "a")]) == {}
+    # a later release of the address supersedes what the unfinished run intended
+    assert ct.held_blocks([rec("block", "intent", "pending", "a"), rec("release", "intent", "pending", "b"),
+                           rec("release", "outcome", "absent", "b")]) == {}
+    # an unfinished run that asked for longer than what is held keeps the later expiry
+    later = "2027-01-15T09:00:00Z"
+    held = ct.held_blocks([rec("block", "outcome", "added", "a"), rec("block", "intent", "pending", "b", later)])
+    assert held[key].expires == 1_800_003_600.0
+
+
 def test_default_audit_path_is_beside_the_inventory_not_in_it(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ct.ENV_AUDIT, raising=False)
@@ -351,8 +372,15 @@ def test_vendor_block_is_idempotent_listed_and_released(sim: DevSim, tmp_path: P
     assert rel.returncode == 0, rel.stderr
     assert "fw-dev-1 (cisco_ios): released" in rel.stdout
     assert "10.9.9.9" not in _running(sim)
-    actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
-    assert actions == ["block", "block", "release"]
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    # write-ahead: the intent before any change, each firewall's outcome, the run's outcome last
+    assert [(r["action"], r["phase"]) for r in records] == [
+        ("block", "intent"), ("block", "firewall"), ("block", "outcome"),
+        ("block", "intent"), ("block", "firewall"), ("block", "outcome"),
+        ("release", "intent"), ("release", "firewall"), ("release", "outcome")]
+    assert records[0]["firewalls"] == [{"name": "fw-dev-1", "platform": "cisco_ios", "result": "pending",
+                                        "detail": "", "expires": out["firewalls"][0]["expires"]}]
+    assert len({r["run"] for r in records}) == 3
 
 
 def test_expired_vendor_entry_is_swept_by_the_next_run(sim: DevSim, tmp_path: Path) -> None:
@@ -389,3 +417,91 @@ def test_vendor_run_without_credentials_exits_2_before_connecting(sim: DevSim, t
     assert "no device credentials" in run.stderr
     assert "Accepted SSH client connection" not in sim.stderr()
     assert not (tmp_path / "a.jsonl").exists()
+
+
+# --- faults in the middle of a run: write-ahead and per-firewall outcomes -----------------------------------
+
+
+def _two_device_inventory(tmp_path: Path, one: DevSim, two: DevSim) -> Path:
+    kh = tmp_path / "known_hosts"
+    kh.write_text("".join(f"[{LOCALHOST}]:{s.port} {s.public_key()}\n" for s in (one, two)))
+    plan = parse_site({
+        "state_body": "Test body", "code": "lab",
+        "siem": {"syslog": {"host": "127.0.0.5"}},
+        "circuits": {"internal": {"networks": ["127.0.0.0/8"], "appliances": [
+            {"name": "col-int-1", "role": "collector", "address": "127.0.0.10"},
+            {"name": "fw-dev-1", "role": "firewall", "address": "127.0.0.11", "platform": "cisco_ios",
+             "port": one.port},
+            {"name": "fw-dev-2", "role": "firewall", "address": "127.0.0.12", "platform": "cisco_ios",
+             "port": two.port}]}},
+    }, "test")
+    return write_inventory(tmp_path / "inventory", plan, known_hosts=kh, netdev_address=LOCALHOST)
+
+
+def _when_logged(sim: DevSim, text: str, action: Callable[[], None], timeout: float = 60) -> threading.Thread:
+    """Run `action` as soon as the simulator's log shows `text` (a fault at a known point of a session)."""
+    def watch() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if text in sim.stderr():
+                action()
+                return
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_device_lost_mid_session_is_its_own_failure_exit_1_and_the_others_are_done(tmp_path: Path) -> None:
+    one = DevSim(tmp_path / "fw-dev-1", hostname="fw-dev-1").start()
+    two = DevSim(tmp_path / "fw-dev-2", hostname="fw-dev-2").start()
+    try:
+        inv = _two_device_inventory(tmp_path, one, two)
+        audit = tmp_path / "audit.jsonl"
+        assert two.proc is not None
+        # fw-dev-2 dies once msib is logged in and enabled: netmiko then raises OSError/EOFError, not msib's own
+        killer = _when_logged(two, ": enable", two.proc.kill)
+        run = _msib("-i", str(inv), "--ip", "10.9.9.9", "--ttl", "1h", "--json", "--audit-log", str(audit),
+                    creds=True, env_extra={"MSIB_BACKUP_DIR": str(tmp_path / "backups")})
+        killer.join(timeout=5)
+        assert run.returncode == 1, run.stdout + run.stderr
+        assert "internal error" not in run.stderr
+        out = json.loads(run.stdout)
+        results = {f["name"]: f for f in out["firewalls"]}
+        assert results["fw-dev-1"]["result"] == "added" and results["fw-dev-2"]["result"] == "error"
+        assert results["fw-dev-2"]["detail"] and out["outcome"] == "partial"
+        assert "deny   ip host 10.9.9.9 any log" in _running(one)
+        records = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert [r["phase"] for r in records] == ["intent", "firewall", "firewall", "outcome"]
+        assert records[-1]["outcome"] == "partial"
+    finally:
+        one.stop()
+        two.stop()
+
+
+def test_a_run_killed_after_changing_a_device_leaves_a_record_the_next_sweep_uses(sim: DevSim, tmp_path: Path) -> None:
+    inv = _device_inventory(tmp_path, sim)
+    audit = tmp_path / "audit.jsonl"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MSIB_DEVICE_", "MSIB_CONTAIN"))}
+    env.update(MSIB_DEVICE_USERNAME=USERNAME, MSIB_DEVICE_PASSWORD=PASSWORD, MSIB_DEVICE_ENABLE=ENABLE,
+               MSIB_BACKUP_DIR=str(tmp_path / "backups"))
+    proc = subprocess.Popen([*MSIB, "contain", "-i", str(inv), "--ip", "10.9.9.9", "--ttl", "3s", "--reason", "killed",
+                             "--audit-log", str(audit)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # SIGKILL as soon as the device has both ACL lines: before msib saves, verifies or records an outcome
+    killer = _when_logged(sim, "deny ip any host 10.9.9.9", lambda: os.kill(proc.pid, signal.SIGKILL))
+    proc.wait(timeout=120)
+    killer.join(timeout=5)
+    assert proc.returncode == -signal.SIGKILL
+    assert "deny   ip host 10.9.9.9 any log" in _running(sim)
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(r["action"], r["phase"]) for r in records] == [("block", "intent")]
+    deadline = time.monotonic() + 60
+    while "host 10.9.9.9" in _running(sim):
+        assert time.monotonic() < deadline, "the entry of the killed run was never swept: orphaned"
+        listed = _msib("-i", str(inv), "--list", "--json", "--audit-log", str(audit), creds=True,
+                       env_extra={"MSIB_BACKUP_DIR": str(tmp_path / "backups")})
+        assert listed.returncode == 0, listed.stderr
+        time.sleep(0.5)
+    expire = [json.loads(line) for line in audit.read_text().splitlines() if '"expire"' in line]
+    assert expire and expire[-1]["reason"] == "killed" and expire[-1]["firewalls"][0]["result"] == "removed"

@@ -101,7 +101,8 @@ def test_the_collector_deploy_installs_what_its_manifest_says(lab: contract.Inve
 def test_the_ids_sensor_and_firewall_deploys_follow_their_manifests(lab: contract.Inventory) -> None:
     assert _plan(lab, "ids-int-1") == [f"msib ids_sensor | {step}" for step in (
         "msib apt_proxy | Configure apt's proxy and time-outs",
-        "Install Suricata 7 from bookworm-backports",
+        "Install Suricata from the suite of the host's Debian release",
+        "Check that the installed Suricata is the major asked for",
         "Install rsyslog (forwards the alerts)",
         "Install the rules msib ships: msib-lab.rules",
         "Create the rule file msib update writes (empty until the first update)",
@@ -122,6 +123,18 @@ def test_the_ids_sensor_and_firewall_deploys_follow_their_manifests(lab: contrac
     assert _plan(lab, "fw-int-1") == [f"msib firewall | {step}" for step in steps]
     assert _plan(lab, "fw-int-1", firewall_syslog_forward=False) == [
         f"msib firewall | {step}" for step in steps if "rsyslog" not in step]
+
+
+def test_the_hosts_own_release_decides_what_it_can_run(lab: contract.Inventory) -> None:
+    # ids-ext-1's plan asks for Suricata 8; planned on this machine, a Debian 12, its facts say bookworm
+    release = subprocess.run(["sh", "-c", ". /etc/os-release && echo $VERSION_CODENAME"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+    assert lab.appliance("ids-ext-1").vars["ids_sensor_suricata_major"] == 8
+    if release != "bookworm":
+        pytest.fail(f"this test expects a Debian 12 machine (the project's control node), not {release}")
+    assert _plan(lab, "ids-ext-1") == {
+        "preflight": "@local is not a usable IDS sensor: Suricata 8 is not packaged for Debian bookworm "
+                     "(Suricata 8 needs Debian 13: trixie-backports)"}
 
 
 def test_a_host_that_fails_the_preflight_gets_no_operation(lab: contract.Inventory) -> None:
@@ -148,5 +161,5 @@ def test_site_plan_text_in_msib_vars_is_data_never_a_template(lab: contract.Inve
     data = {**lab.appliance("col-int-1").vars, "msib_state_body": pipe[0], "msib_siem": siem,
             "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
     text = render.render("collector", "rsyslog.conf.j2", render.context("collector", data))
-    assert f'StreamDriverPermittedPeers="{pipe[1]}"' in text  # the text itself, as data
+    assert f'tls.permittedPeer=["{pipe[1]}"]' in text  # the text itself, as data (RELP/TLS by default)
     assert [p for p in pwned if p.exists()] == []

@@ -4,18 +4,16 @@ the input checks made before anything runs, and both engines end to end against 
 from __future__ import annotations
 
 import importlib.util
-import socket
 from pathlib import Path
 
 import pytest
 
-from inventory_helpers import write_inventory
+from inventory_helpers import refusing_inventory, write_inventory
 from msib import contract
 from msib.engines import ansible, pyinfra
 from msib.engines.deploy import DEPLOY_ROLES, run_deploy, select
 from msib.engines.result import DeployResult, HostResult, step_error
 from msib.errors import InputError
-from msib.site import parse_site
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +99,6 @@ def test_pyinfra_refuses_hosts_without_known_hosts_before_its_worker_starts(tmp_
     assert importlib.util.find_spec(pyinfra.WORKER) is not None
 
 
-def _refusing_inventory(tmp_path: Path) -> Path:
-    """One collector on 127.0.0.1 at a port where nothing listens: every connection is refused at once."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    plan = parse_site({
-        "state_body": "Test body", "code": "lab", "siem": {"syslog": {"host": "127.0.0.5"}},
-        "management": {"controllers": ["127.0.0.1/32"]},
-        "circuits": {"internal": {"networks": ["127.0.0.0/8"], "appliances": [
-            {"name": "col-int-1", "role": "collector", "address": "127.0.0.1", "port": port}]}},
-    }, "test")
-    (tmp_path / "known_hosts").write_text("")
-    return write_inventory(tmp_path / "inventory", plan, known_hosts=tmp_path / "known_hosts")
-
-
 class _Seen:
     def __init__(self) -> None:
         self.events: list[tuple[str, str, str]] = []
@@ -130,7 +113,7 @@ class _Seen:
 @pytest.mark.parametrize("engine", ["pyinfra", "ansible"])
 def test_a_host_that_refuses_the_connection_fails_and_is_reported(engine: str, tmp_path: Path) -> None:
     seen = _Seen()
-    result = run_deploy(_refusing_inventory(tmp_path), engine, extra_vars={"collector_ca_file": "/nonexistent"},  # type: ignore[arg-type]
+    result = run_deploy(refusing_inventory(tmp_path), engine, extra_vars={"collector_ca_file": "/nonexistent"},  # type: ignore[arg-type]
                         progress=seen, step_timeout=60)
     assert result.engine == engine and not result.ok and list(result.hosts) == ["col-int-1"]
     host = result.hosts["col-int-1"]

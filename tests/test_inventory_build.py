@@ -124,7 +124,8 @@ def test_hosts_yml_follows_the_contract(site: Path, appendix: Path, tmp_path: Pa
         "ansible_host": "10.20.250.10",
         "msib_circuit": "internal",
         "msib_appliance": {"name": "col-int-1", "role": "collector", "address": "10.20.250.10", "lan_address": None,
-                           "uplink_address": None, "capture_interface": None, "platform": None, "port": 22},
+                           "uplink_address": None, "capture_interface": None, "platform": None, "port": 22,
+                           "release": None},
     }
     assert children["firewall"]["hosts"]["fw-int-1"]["msib_appliance"]["platform"] == "nftables"
 

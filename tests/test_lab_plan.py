@@ -109,3 +109,18 @@ def test_cli_reports_a_broken_site_plan_in_one_line_with_exit_2(tmp_path: Path) 
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     joined = " ".join(lines)
     assert "site.yml" in joined and "outside the circuit" in joined
+
+
+def test_mounts_left_by_an_interrupted_base_build_are_found_deepest_first() -> None:
+    # what a killed mmdebstrap leaves (seen: the next build refused "... .tmp is not empty")
+    from msib.lab.hosts import mounts_under
+    tmp = Path("/var/cache/msib-lab/base-trixie-x.tmp")
+    proc_mounts = "\n".join([
+        "/dev/root / ext4 rw 0 0",
+        f"proc {tmp}/proc proc ro 0 0",
+        f"none {tmp}/dev/pts devpts rw 0 0",
+        f"sys {tmp}/sys sysfs ro 0 0",
+        "proc /var/cache/msib-lab/base-trixie-x.tmpother/proc proc ro 0 0",
+        "proc /var/cache/msib-lab/base-bookworm-y/proc proc ro 0 0",
+    ])
+    assert mounts_under(tmp, proc_mounts) == [f"{tmp}/dev/pts", f"{tmp}/proc", f"{tmp}/sys"]

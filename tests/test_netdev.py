@@ -188,6 +188,10 @@ def test_backup_is_per_site_diffable_masked_and_rewritten_only_on_change(sim: De
     assert "Building configuration" not in text and "Last configuration change" not in text
     assert "\r" not in text and "$9$" not in text and "secret 9 <masked by msib>" in text
     assert [p.name for p in first.path.parent.iterdir()] == ["fw-ext-1.cfg"]   # no temp files left
+    # the device's whole configuration: readable by its owner only
+    assert oct(first.path.stat().st_mode & 0o777) == "0o600"
+    assert oct(first.path.parent.stat().st_mode & 0o777) == oct((tmp_path / "backups").stat().st_mode & 0o777) \
+        == "0o700"
 
 
 # --- logging ------------------------------------------------------------------------------------

@@ -14,8 +14,10 @@ from msib.manifest import Rule
 LAB_VARS = {"collector_ca_file": "/pki/ca.pem", "collector_cert_dir": "/pki"}
 
 
-def _ctx(role: str, name: str, **extra: Any) -> dict[str, Any]:
-    return render.context(role, host_vars(name, role, **LAB_VARS, **extra))
+def _ctx(role: str, name: str, release: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The context the engines build for lab host `name`: with the release its facts say (the plan's)."""
+    hv = host_vars(name, role, **LAB_VARS, **extra)
+    return render.context(role, hv, release=release or hv["msib_appliance"]["release"])
 
 
 @pytest.mark.parametrize(("role", "name", "line"), [
@@ -62,11 +64,35 @@ def test_a_bad_inventory_fails_with_one_line_naming_the_rule(role: str, name: st
     assert err.value.exit_code == 2
 
 
+@pytest.mark.parametrize(("name", "release", "major", "ok"), [
+    ("ids-int-1", "bookworm", 7, True),
+    ("ids-ext-1", "trixie", 8, True),
+    ("ids-ext-1", "trixie", 7, True),
+    ("ids-int-1", "bookworm", 8, False),  # Suricata 8 is in trixie-backports only
+])
+def test_the_suricata_major_must_be_packaged_for_the_hosts_release(name: str, release: str, major: int,
+                                                                   ok: bool) -> None:
+    ctx = _ctx("ids_sensor", name, release, ids_sensor_suricata_major=major)
+    if ok:
+        assert preflight.failures("ids_sensor", ctx) == []
+        return
+    with pytest.raises(preflight.PreflightError) as err:
+        preflight.check("ids_sensor", ctx, name)
+    assert str(err.value) == (f"{name} is not a usable IDS sensor: Suricata 8 is not packaged for Debian bookworm "
+                              "(Suricata 8 needs Debian 13: trixie-backports)")
+
+
+def test_a_release_msib_does_not_support_is_refused_before_any_rule() -> None:
+    with pytest.raises(InputError, match="bullseye: is not a Debian release msib supports"):
+        _ctx("collector", "col-int-1", "bullseye")
+
+
 def test_rules_read_paths_of_the_context() -> None:
     ctx = {"a": {"b": "x"}, "n": 12, "s": "", "c": {"k": 1}, "key": "k", "none": None}
     assert preflight.holds(Rule("equals", ["a.b", "x"], "m"), ctx)
     assert preflight.holds(Rule("in", ["a.missing", ["y", None]], "m"), ctx)
     assert preflight.holds(Rule("key_of", ["key", "c"], "m"), ctx)
+    assert preflight.holds(Rule("key_of", ["n", "d"], "m"), {**ctx, "d": {"12": 1}})  # a number: its text
     assert not preflight.holds(Rule("not_empty", "s", "m"), ctx)
     assert preflight.holds(Rule("string", ["none", "a.b"], "m"), ctx)
     assert not preflight.holds(Rule("set", "none", "m"), ctx)

@@ -135,8 +135,9 @@ def test_rendering_is_deterministic() -> None:
 def test_collector_config_has_an_explicitly_sized_disk_assisted_queue() -> None:
     ctx = render.context("collector", _host_vars("col-int-1", "collector"))
     text = render.render("collector", "rsyslog.conf.j2", ctx)
-    for needle in ('StreamDriverPermittedPeers="siem.lab.msib"', 'StreamDriverAuthMode="x509/name"',
-                   "$AllowedSender UDP, 198.18.16.0/20"):
+    # the shipped default: RELP over TLS to the SIEM, its certificate and name checked
+    for needle in ('type="omrelp"', 'port="2514"', 'tls="on"', 'tls.authMode="name"',
+                   'tls.permittedPeer=["siem.lab.msib"]', "$AllowedSender UDP, 198.18.16.0/20"):
         assert needle in text
     # the SIEM action has no queue of its own: it runs in, and retries from, its ruleset's queue
     action = checks.rsyslog_action(text, "msib_siem")
@@ -155,11 +156,13 @@ def test_collector_config_has_an_explicitly_sized_disk_assisted_queue() -> None:
     assert 'ruleset(name="msib_remote" queue.type="Direct") {' in text and "  call msib_relay\n}" in text
 
 
-def test_relp_transport_renders_an_omrelp_action_with_tls() -> None:
+def test_plain_tls_transport_renders_an_omfwd_action_with_x509_name() -> None:
     hv = _host_vars("col-int-1", "collector")
-    hv["msib_siem"] = {**hv["msib_siem"], "syslog": {**hv["msib_siem"]["syslog"], "transport": "relp+tls"}}
+    hv["msib_siem"] = {**hv["msib_siem"], "syslog": {**hv["msib_siem"]["syslog"], "transport": "tls",
+                                                     "port": 6514}}
     text = render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
-    assert 'type="omrelp"' in text and 'tls="on"' in text and 'tls.permittedPeer=["siem.lab.msib"]' in text
+    assert 'type="omfwd"' in text and 'StreamDriverAuthMode="x509/name"' in text
+    assert 'StreamDriverPermittedPeers="siem.lab.msib"' in text and 'port="6514"' in text
 
 
 def test_suricata_home_net_is_the_circuit() -> None:

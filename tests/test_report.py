@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from chromium_helpers import CHROMIUM, chromium
 from msib.checks import CheckResult, CheckRun
 from msib.contract import Appliance
 from msib.report import findings, html_report, junit_xml, markdown, summary_json, write_reports
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 HOSTILE = '<script>alert("x")</script> & "quotes"'
 
 
@@ -26,7 +24,10 @@ def _result(host: str, role: str, cid: str, outcome: str, evidence: str, severit
 def make_run(*, failed: int = 1, errors: int = 0) -> CheckRun:
     hosts = [Appliance("col-int-1", "collector", "198.18.31.10", 22),
              Appliance("fw-int-1", "firewall", "198.18.31.1", 22)]
-    run = CheckRun(inventory="/inv", started=1_800_000_000.0, finished=1_800_000_006.5, hosts=hosts)
+    run = CheckRun(inventory="/inv", started=1_800_000_000.0, finished=1_800_000_006.5, hosts=hosts,
+                   state_body="Ministry of Tests", sb_code="mtest",
+                   versions={"msib": "0.1.0", "pytest-testinfra": "10.2.2", "ansible-core": "2.21.5",
+                             "pyinfra": "3.10.0"})
     run.results += [_result("col-int-1", "collector", f"MSIB-COL-00{i}", "passed", f"evidence {i}")
                     for i in range(1, 6)]
     run.results += [_result("fw-int-1", "firewall", f"MSIB-FW-00{i}", "failed",
@@ -85,6 +86,22 @@ def test_markdown_lists_findings_and_every_host() -> None:
     assert "None: every check passed" in markdown(make_run(failed=0))
 
 
+def test_every_report_names_the_sb_the_inventory_and_the_versions_first() -> None:
+    run = make_run(failed=1)
+    head = markdown(run).split("## Findings")[0]
+    page = html_report(run).split('id="summary"')[0]
+    suite = ET.fromstring(junit_xml(run)).find("testsuite")
+    assert suite is not None
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    data = json.loads(summary_json(run))
+    for text in (head, page, json.dumps(props)):
+        for words in ("Ministry of Tests (mtest)", "/inv", "msib 0.1.0", "ansible-core 2.21.5", "pyinfra 3.10.0",
+                      "pytest-testinfra 10.2.2"):
+            assert words in text, (words, text)
+    assert (data["state_body"], data["sb_code"], data["versions"]["pyinfra"]) == ("Ministry of Tests", "mtest",
+                                                                                  "3.10.0")
+
+
 def test_write_reports_writes_all_four_and_json_round_trips(tmp_path: Path) -> None:
     paths = write_reports(make_run(failed=1), tmp_path / "r")
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["junit.xml", "report.html", "report.json",
@@ -95,13 +112,6 @@ def test_write_reports_writes_all_four_and_json_round_trips(tmp_path: Path) -> N
     assert json.loads(summary_json(make_run(failed=0)))["failures"] == []
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / "chromium-profile"
-    argv = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-            "--hide-scrollbars", *args]
-    return subprocess.run(argv, capture_output=True, text=True, timeout=120)
-
 
 @pytest.mark.parametrize(("failed", "errors", "verdict"), [(0, 0, "PASSED"), (3, 0, "FAILED"), (1, 2, "ERRORS")])
 def test_report_renders_in_headless_chromium_with_the_summary_on_top(
@@ -110,13 +120,13 @@ def test_report_renders_in_headless_chromium_with_the_summary_on_top(
     run = make_run(failed=failed, errors=errors)
     page = write_reports(run, tmp_path / "report")["html"]
     png = tmp_path / "summary.png"
-    shot = _chromium(tmp_path, f"--screenshot={png}", "--window-size=1200,700", page.as_uri())
+    shot = chromium(tmp_path, f"--screenshot={png}", "--window-size=1200,700", page.as_uri())
     assert png.is_file(), shot.stderr[-2000:]
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (1200, 700)
-    dom = _chromium(tmp_path, "--dump-dom", page.as_uri())
+    dom = chromium(tmp_path, "--dump-dom", page.as_uri())
     assert dom.returncode == 0, dom.stderr[-2000:]
     html = dom.stdout
     assert f'<div class="n" id="count-passed">{run.counts()["passed"]}</div>' in html

@@ -478,3 +478,14 @@ def test_ca_file_of_the_siem_relative_to_the_inventory(siem: LabSiem, tmp_path: 
     (inv / "hosts.yml").write_text(yaml.safe_dump(hosts))
     assert sb_inventory(inv).ca_file == inv / "siem-ca.pem"
     assert len(_sync_json(inv)["agents"]["add"]) == len(APPLIANCES)
+
+
+def test_no_ca_is_refused_before_connecting_unless_told_system_ca(siem: LabSiem, tmp_path: Path) -> None:
+    inv = write_inventory(tmp_path / "inv", "lab", APPLIANCES, OBJECTS, url=siem.url)  # no CA anywhere
+    r = run_cli("siem", "sync", "--inventory", str(inv), "--json")
+    assert r.returncode == 2 and "no CA for the SIEM's certificate" in r.stderr and "--system-ca" in r.stderr
+    assert r.stdout == "" and _names(siem, "lab-") == {}
+    # told to trust the system's store: it does, and the lab SIEM's private CA is not in it
+    told = run_cli("siem", "sync", "--inventory", str(inv), "--json", "--system-ca")
+    assert told.returncode == 1 and "the system trust store" in told.stderr, told.stderr
+    assert _names(siem, "lab-") == {}

@@ -50,6 +50,17 @@ def test_committed_schema_is_the_generated_one() -> None:
     assert SCHEMA_FILE.read_text(encoding="utf-8") == json_schema_text()
 
 
+def test_the_siem_transport_defaults_to_relp_over_tls_and_the_port_follows_it() -> None:
+    from msib.site import SyslogEndpoint
+
+    assert (SyslogEndpoint(host="siem.example").transport, SyslogEndpoint(host="siem.example").port) == (
+        "relp+tls", 2514)
+    assert SyslogEndpoint(host="siem.example", transport="tls").port == 6514
+    assert SyslogEndpoint(host="siem.example", transport="tls", port=7514).port == 7514
+    lab = load_site(REPO / "inventories" / "lab" / "site.yml").siem.syslog
+    assert (lab.transport, lab.port) == ("relp+tls", 2514), "the lab must prove the shipped default"
+
+
 def test_schema_accepts_the_plans_the_model_accepts() -> None:
     schema = json_schema()
     jsonschema.Draft202012Validator.check_schema(schema)

@@ -29,6 +29,16 @@ def test_a_second_lock_holder_is_refused_with_exit_75(tmp_path: Path) -> None:
         pass
 
 
+def test_a_symlink_at_the_lock_path_is_refused_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    lock = tmp_path / "update.lock"
+    lock.symlink_to(victim)  # /run/lock is world-writable: anyone can plant this
+    with pytest.raises(InputError, match="symbolic link"), up.update_lock(lock):
+        pass
+    assert victim.read_text() == "precious\n"
+
+
 def test_fetch_ruleset_verifies_checksums_and_uses_the_cache(tmp_path: Path) -> None:
     src, cache = tmp_path / "src", tmp_path / "cache"
     up.publish_ruleset(src, "7.0", "v1", {"a.rules": "alert tcp any any -> any any (sid:1;)\n"})

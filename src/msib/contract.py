@@ -81,6 +81,30 @@ class Ssh:
                        known_hosts_file=self.known_hosts_file or found.get("userknownhostsfile"),
                        key_file=self.key_file or found.get("identityfile"))
 
+    def verified(self) -> Ssh:
+        """These settings (completed from the ssh_config, :meth:`effective`), refused without a known_hosts.
+
+        Every command that connects asks for this first: host keys are checked against the site's
+        known_hosts and nothing else (never ``~/.ssh/known_hosts``, never the system-wide file).
+
+        Raises:
+            InputError: no known_hosts (in msib_ssh or the ssh_config's ``Host *`` block).
+        """
+        ssh = self.effective()
+        if not ssh.known_hosts_file:
+            raise InputError("hosts.yml", "no known_hosts for the hosts: msib connects with strict host keys "
+                             "against the site's known_hosts only", where="all.vars.msib_ssh.known_hosts_file",
+                             fix="build the inventory with --known-hosts, or an --ssh-config whose Host * block "
+                                 "names a UserKnownHostsFile")
+        return ssh
+
+    def host_key_options(self) -> list[str]:
+        """``-o`` options of ``ssh``: strict host keys against this known_hosts only (call on :meth:`verified`)."""
+        opts = ["-o", "StrictHostKeyChecking=yes", "-o", "GlobalKnownHostsFile=/dev/null"]
+        if self.known_hosts_file:
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]
+        return opts
+
     def argv(self, *, fresh: bool = False) -> list[str]:
         """``ssh`` and its options (no host): batch mode, strict host keys, this inventory's files.
 
@@ -89,11 +113,9 @@ class Ssh:
         argv = ["ssh"]
         if self.config_file:
             argv += ["-F", self.config_file]
-        argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10"]
+        argv += ["-o", "BatchMode=yes", *self.host_key_options(), "-o", "ConnectTimeout=10"]
         if fresh:
             argv += ["-o", "ControlMaster=no", "-o", "ControlPath=none"]
-        if self.known_hosts_file:
-            argv += ["-o", f"UserKnownHostsFile={self.known_hosts_file}"]
         if self.key_file:
             argv += ["-i", self.key_file]
         if self.user:
@@ -106,7 +128,8 @@ class Ssh:
         lines = [f"# {header}: strict host keys, connections multiplexed per host"]
         for h in hosts:
             lines += [f"Host {h.name}", f"    HostName {h.address}", f"    Port {h.port}"]
-        lines += ["Host *", "    StrictHostKeyChecking yes", "    BatchMode yes", "    ConnectTimeout 10",
+        lines += ["Host *", "    StrictHostKeyChecking yes", "    GlobalKnownHostsFile /dev/null", "    BatchMode yes",
+                  "    ConnectTimeout 10",
                   "    ControlMaster auto", f"    ControlPath {control_dir}/%C", f"    ControlPersist {persist}"]
         if self.user:
             lines.append(f"    User {self.user}")
@@ -174,8 +197,8 @@ class Syslog:
     """The SIEM's syslog receiver (``msib_siem.syslog``)."""
 
     host: str
-    port: int = 6514
-    transport: str = "tls"
+    port: int = 2514
+    transport: str = "relp+tls"
     peer_name: str | None = None
 
 
@@ -215,6 +238,8 @@ class Appliance:
     lan_address: str | None = None
     uplink_address: str | None = None
     capture_interface: str | None = None
+    #: the Debian release the site plan says it runs (msib_appliance.release); None: not said
+    release: str | None = None
 
     @property
     def is_linux(self) -> bool:
@@ -231,12 +256,7 @@ class Appliance:
         Raises:
             InputError: no known_hosts (in msib_ssh or the ssh_config's ``Host *`` block).
         """
-        ssh = ssh.effective()
-        if not ssh.known_hosts_file:
-            raise InputError("hosts.yml", "no known_hosts for the hosts: msib connects with strict host keys only",
-                             where="all.vars.msib_ssh.known_hosts_file",
-                             fix="build the inventory with --known-hosts, or an --ssh-config whose Host * block "
-                                 "names a UserKnownHostsFile")
+        ssh = ssh.verified()
         data = {k: v for k, v in self.vars.items() if not k.startswith("ansible_")}
         data.update({"ssh_hostname": self.address, "ssh_port": self.port, "ssh_strict_host_key_checking": "yes",
                      "ssh_known_hosts_file": ssh.known_hosts_file})
@@ -441,12 +461,14 @@ def _siem(value: Any, file: str) -> Siem:
     syslog_data = _mapping(siem.get("syslog"), file, "all.vars.msib_siem.syslog")
     syslog = None
     if syslog_data.get("host"):
+        from msib.site import DEFAULT_SYSLOG_PORTS  # the site plan's defaults, for a hosts.yml that omits them
+
+        transport = str(syslog_data.get("transport") or "relp+tls")
         try:
-            port = int(syslog_data.get("port") or 6514)
+            port = int(syslog_data.get("port") or DEFAULT_SYSLOG_PORTS.get(transport, 6514))
         except (TypeError, ValueError):
             raise InputError(file, "not a port number", where="all.vars.msib_siem.syslog.port") from None
-        syslog = Syslog(str(syslog_data["host"]), port, str(syslog_data.get("transport") or "tls"),
-                        _text(syslog_data.get("peer_name")))
+        syslog = Syslog(str(syslog_data["host"]), port, transport, _text(syslog_data.get("peer_name")))
     api = _mapping(siem.get("api"), file, "all.vars.msib_siem.api")
     url = api.get("url")
     return Siem(syslog=syslog,
@@ -573,4 +595,5 @@ def _appliance(name: str, role: str, variables: dict[str, Any], file: str) -> Ap
     return Appliance(name=name, role=role, address=address, port=port, vars=MappingProxyType(variables),
                      circuit=_text(variables.get("msib_circuit")),
                      platform=_text(platform or app.get("platform")),
-                     capture_interface=_text(app.get("capture_interface")), **extra)
+                     capture_interface=_text(app.get("capture_interface")), release=_text(app.get("release")),
+                     **extra)

@@ -144,7 +144,7 @@ def sources_from_inventory(inventory_dir: str | Path, objects: Sequence[tuple[st
     """
     inv = contract.load(inventory_dir)
     circuits = inv.circuits
-    base = inv.ssh.argv()
+    base = inv.ssh.verified().argv()
     out: list[Source] = []
     for h in inv.of(*contract.LINUX_ROLES):
         out.append(Source(h.name, h.role, str(h.circuit), (*base, h.address)))  # type: ignore[arg-type]

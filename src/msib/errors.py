@@ -40,6 +40,12 @@ class InputError(MsibError, ValueError):
         return text
 
 
+class Locked(MsibError):
+    """Another run holds the lock of this job: this run did nothing (75, EX_TEMPFAIL: try again later)."""
+
+    exit_code = 75
+
+
 class LabError(MsibError):
     """The local lab could not be brought up, reached or torn down."""
 

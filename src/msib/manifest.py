@@ -1,7 +1,8 @@
 """What each role installs, said once: ``roles/<role>/meta/manifest.yml``, read by both engines and the checks.
 
-A manifest names the role's packages, directories, managed files (dest, template | file | src,
-mode, validate, guard, when, loop), placeholder files, services and preflight rules. The pyinfra
+A manifest names the role's packages (and apt's target release of a group: ``package_releases``),
+directories, managed files (dest, template | file | src, mode, validate, guard, when, loop),
+placeholder files, services and preflight rules. The pyinfra
 deploys (``deploy/``), the Ansible plugins (``msib.appliances.config``, ``.preflight``,
 ``.manifest``), ``msib check`` (no drift) and :mod:`msib.preflight` all read it here.
 
@@ -185,6 +186,7 @@ class Manifest:
     role: str
     path: Path
     packages: Mapping[str, tuple[str, ...]]
+    package_releases: Mapping[str, tuple[str, ...]]
     directories: tuple[PathSpec, ...]
     files: Mapping[str, FileSpec]
     placeholders: tuple[PathSpec, ...]
@@ -225,6 +227,20 @@ class Manifest:
         if group not in self.packages:
             raise self._error(f"no package group {group!r}", "packages")
         return list(self.packages[group])
+
+    def package_release(self, group: str, ctx: Mapping[str, Any]) -> str | None:
+        """apt's target release (``-t``) of a package group on a host with `ctx`: the first of the
+        group's ``package_releases`` paths that is set (None: no target release, apt's own choice).
+
+        Raises:
+            InputError: no such package group.
+        """
+        self.package_list(group)
+        for path in self.package_releases.get(group, ()):
+            value = lookup(path, ctx)
+            if value not in (None, ""):
+                return str(value)
+        return None
 
     def install_file(self, file_id: str, ctx: Mapping[str, Any], item: Any = None) -> InstallFile | None:
         """The file `file_id` as this host gets it; None when it is not installed here (when, no source).
@@ -374,6 +390,10 @@ def _load(role: str, root: Path) -> Manifest:
     packages = data.get("packages") or {}
     if not isinstance(packages, dict):
         raise InputError(str(path), "packages is a mapping of groups to package lists", where="packages")
+    package_releases = data.get("package_releases") or {}
+    if not isinstance(package_releases, dict) or not set(package_releases) <= set(packages):
+        raise InputError(str(path), "package_releases maps package groups to variable paths",
+                         where="package_releases")
     files = data.get("files") or {}
     if not isinstance(files, dict):
         raise InputError(str(path), "files is a mapping of names to files", where="files")
@@ -388,6 +408,7 @@ def _load(role: str, root: Path) -> Manifest:
     return Manifest(
         role=role, path=path,
         packages={str(k): tuple(str(p) for p in _as_list(v)) for k, v in packages.items()},
+        package_releases={str(k): tuple(str(p) for p in _as_list(v)) for k, v in package_releases.items()},
         directories=_path_specs(data.get("directories"), path, "directories"),
         files={str(k): _file_spec(str(k), v, path) for k, v in files.items()},
         placeholders=_path_specs(data.get("placeholders"), path, "placeholders"),

@@ -44,8 +44,10 @@ def holds(rule: Rule, ctx: Mapping[str, Any]) -> bool:
         return bool(lookup(args[0], ctx) == args[1])
     if test == "in":
         return lookup(args[0], ctx) in args[1]
-    if test == "key_of":
+    if test == "key_of":  # a number is the key of its text (YAML keys "7", a variable 7)
         key, mapping = lookup(args[0], ctx), lookup(args[1], ctx)
+        if isinstance(key, int) and not isinstance(key, bool):
+            key = str(key)
         return isinstance(mapping, Mapping) and isinstance(key, str) and key in mapping
     if test == "not_empty":
         value = lookup(args, ctx)
@@ -85,7 +87,11 @@ def check(role: str, ctx: Mapping[str, Any], host: str) -> str:
         return f"{host}: {role} (no preflight)"
     failed = failures(role, ctx)
     if failed:
-        raise PreflightError(f"{host} is not a usable {pre.what}: {failed[0]}")
+        try:  # a message may name the host's values ({msib_release})
+            message = manifest.fill(failed[0], ctx) or failed[0]
+        except (KeyError, IndexError, AttributeError, ValueError):
+            message = failed[0]
+        raise PreflightError(f"{host} is not a usable {pre.what}: {message}")
     try:
         return f"{host}: " + (manifest.fill(pre.success, ctx) or pre.success)
     except (KeyError, IndexError, AttributeError):

@@ -29,6 +29,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from msib import releases
 from msib.errors import InputError
 
 #: The roles this renderer serves (each has ``roles/<role>/defaults/main.yml``).
@@ -241,17 +242,46 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def context(role: str, variables: Mapping[str, Any], root: Path | None = None) -> dict[str, Any]:
+def release_vars(role: str, release: str, root: Path | None = None) -> dict[str, Any]:
+    """The role's values for one Debian release: ``roles/<role>/vars/<release>.yml`` ({} when it has none).
+
+    Every name starts with ``__<role>_``: they are the role's own, never the inventory's.
+
+    Raises:
+        InputError: `release` is not one msib supports, or the file is not a mapping of such names.
+    """
+    releases.get(release)
+    path = (root or roles_dir()) / role / "vars" / f"{release}.yml"
+    if not path.is_file():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict) or not all(str(k).startswith(f"__{role}_") for k in data):
+        raise InputError(str(path), f"release values must be a mapping of names starting with __{role}_")
+    return data
+
+
+def context(role: str, variables: Mapping[str, Any], root: Path | None = None, *,
+            release: str | None = None) -> dict[str, Any]:
     """The render context of `role`: its defaults, overlaid with its inventory variables.
 
     Only ``msib_*`` and ``<role>_*`` variables are taken from `variables` (an engine's host vars);
-    everything else an engine knows (facts, connection settings) never reaches a template.
+    everything else an engine knows (connection settings, facts) never reaches a template, but for
+    one fact: `release`, the host's Debian codename (Ansible's ``ansible_distribution_release``,
+    pyinfra's ``LinuxDistribution``). It becomes ``msib_release`` (whatever the inventory says) and
+    brings the role's values for that release (:func:`release_vars`).
+
+    Raises:
+        InputError: `release` is not a release msib supports.
     """
     ctx = defaults(role, root)
+    if release is not None:
+        ctx.update(release_vars(role, release, root))
     prefixes = ("msib_", f"{role}_")
     for key, value in variables.items():
         if key.startswith(prefixes):
             ctx[key] = value
+    if release is not None:
+        ctx["msib_release"] = release
     out: dict[str, Any] = plain(ctx)
     return out
 

@@ -1,7 +1,8 @@
 """Reports of a check run: JUnit XML (CI), one self-contained HTML page (auditors), Markdown, JSON.
 
 The HTML report needs nothing but a browser: inline CSS, no script, no external asset, every value
-escaped. It opens with the summary (passed / failed / errors, hosts, when, which inventory), then
+escaped. It opens with the state body, the inventory, msib's and the engines' versions, the summary
+(passed / failed / errors, hosts, when), then
 the findings, then every host with every check, its severity, the clause it enforces and the
 evidence observed on the host.
 
@@ -71,7 +72,8 @@ def junit_xml(run: CheckRun) -> str:
                               time=f"{sum(r.duration_s for r in results):.3f}", timestamp=_when(run.started))
         props = ET.SubElement(suite, "properties")
         ET.SubElement(props, "property", name="role", value=x(host.role))
-        ET.SubElement(props, "property", name="inventory", value=x(run.inventory))
+        for key, value in _header(run):
+            ET.SubElement(props, "property", name=key, value=x(value))
         for r in results:
             case = ET.SubElement(suite, "testcase", classname=x(f"{host.name}.{host.role}"),
                                  name=x(f"{r.check_id} {r.title}"), time=f"{r.duration_s:.3f}")
@@ -90,6 +92,15 @@ def junit_xml(run: CheckRun) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
+def _header(run: CheckRun) -> list[tuple[str, str]]:
+    """What every report names first: the SB, the inventory, msib's and the engines' versions."""
+    return [("state body", run.sb), ("inventory", run.inventory), ("versions", _versions(run))]
+
+
+def _versions(run: CheckRun) -> str:
+    return ", ".join(f"{name} {version}" for name, version in run.versions.items()) or "versions not recorded"
+
+
 def _last_line(text: str) -> str:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""
@@ -103,7 +114,7 @@ def markdown(run: CheckRun) -> str:
     c = run.counts()
     verdict = "PASSED" if run.exit_code() == 0 else ("ERRORS" if c["errors"] else "FAILED")
     out = [f"# msib compliance report: {verdict}", "",
-           f"- inventory: {md_code(run.inventory)}",
+           *(f"- {key}: {md_code(value) if key == 'inventory' else _md_cell(value)}" for key, value in _header(run)),
            f"- run: {_when(run.started)}, {run.finished - run.started:.1f} s, {len(run.hosts)} hosts",
            f"- **passed {c['passed']}, failed {c['failed']}, errors {c['errors']}**", ""]
     bad = findings(run)
@@ -167,8 +178,11 @@ def html_report(run: CheckRun) -> str:
              f"<title>msib compliance report: {_e(verdict.split(':')[0])}</title>",
              f"<style>{_CSS}</style></head><body><main>",
              "<h1>msib compliance report</h1>",
-             f'<p class="meta">Inventory <code>{_e(run.inventory)}</code> &middot; run {_e(_when(run.started))} '
-             f"&middot; {run.finished - run.started:.1f} s &middot; {len(run.hosts)} hosts</p>",
+             f'<p class="meta" id="sb">State body <b>{_e(run.sb)}</b> &middot; inventory '
+             f"<code>{_e(run.inventory)}</code></p>",
+             f'<p class="meta" id="versions">{_e(_versions(run))}</p>',
+             f'<p class="meta">Run {_e(_when(run.started))} &middot; {run.finished - run.started:.1f} s &middot; '
+             f"{len(run.hosts)} hosts</p>",
              '<section id="summary">',
              f'<div id="verdict" class="verdict {vclass}">{_e(verdict)}</div>',
              '<div class="summary">',
@@ -219,7 +233,8 @@ def html_report(run: CheckRun) -> str:
 
 def summary_json(run: CheckRun) -> str:
     """The machine-readable run: the summary plus every result."""
-    data = {**run.summary(), "exit_code": run.exit_code(), "inventory": run.inventory,
+    data = {**run.summary(), "exit_code": run.exit_code(), "state_body": run.state_body, "sb_code": run.sb_code,
+            "versions": run.versions, "inventory": run.inventory,
             "started": _when(run.started), "seconds": round(run.finished - run.started, 3),
             "hosts": [{"name": h.name, "role": h.role, "address": h.address} for h in run.hosts],
             "results": [r.as_json() for r in run.results]}

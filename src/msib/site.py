@@ -30,6 +30,8 @@ from msib.errors import InputError
 Role = Literal["collector", "ids_sensor", "firewall"]
 ExclusionReason = Literal["state_secrets", "classified_system", "special_network", "national_bank"]
 SyslogTransport = Literal["tls", "relp+tls"]
+# the Debian releases of msib.releases (src/msib/data/debian_releases.yml)
+DebianRelease = Literal["bookworm", "trixie"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -90,14 +92,33 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: The receiver's port when the site plan gives none, per transport.
+DEFAULT_SYSLOG_PORTS: dict[str, int] = {"relp+tls": 2514, "tls": 6514}
+
+
 class SyslogEndpoint(_Strict):
-    """Where collectors relay events: the SIEM's syslog receiver."""
+    """Where collectors relay events: the SIEM's syslog receiver.
+
+    RELP over TLS unless the site plan says ``tls``: the SIEM acknowledges every event, so the one
+    in flight when a connection breaks is sent again; plain RFC 5425 TLS has no acknowledgement and
+    loses it (docs/delivery.md). The port defaults to the transport's (2514 RELP, 6514 TLS).
+    """
 
     host: Host
-    port: int = Field(default=6514, ge=1, le=65535)
-    transport: SyslogTransport = "tls"
+    port: int = Field(default=DEFAULT_SYSLOG_PORTS["relp+tls"], ge=1, le=65535,
+                      description="default: 2514 for relp+tls, 6514 for tls")
+    transport: SyslogTransport = "relp+tls"
     # the name the SIEM's certificate carries, when it differs from `host`
     peer_name: DnsName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_of_the_transport(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") is None:
+            transport = data.get("transport") or "relp+tls"
+            if transport in DEFAULT_SYSLOG_PORTS:
+                return {**data, "port": DEFAULT_SYSLOG_PORTS[transport]}
+        return data
 
 
 class SiemApi(_Strict):
@@ -132,6 +153,10 @@ class Appliance(_Strict):
     platform: str | None = Field(default=None, pattern=PLATFORM_PATTERN)
     # SSH port of the management address
     port: int = Field(default=22, ge=1, le=65535)
+    # Linux appliances: the Debian release it runs (the lab builds it so; msib check compares)
+    release: DebianRelease | None = None
+    # ids_sensor: Suricata's major version (7 unless given; 8 needs release trixie)
+    suricata_major: Literal[7, 8] | None = None
 
     @model_validator(mode="after")
     def _role_fields(self) -> Appliance:
@@ -143,6 +168,12 @@ class Appliance(_Strict):
             raise ValueError("platform is only for role firewall")
         if self.role != "firewall" and self.uplink_address:
             raise ValueError("uplink_address is only for role firewall")
+        if self.role != "ids_sensor" and self.suricata_major is not None:
+            raise ValueError("suricata_major is only for role ids_sensor")
+        if self.release is not None and not self.is_linux:
+            raise ValueError("release is only for Linux appliances (a vendor firewall runs its vendor's system)")
+        if self.suricata_major == 8 and self.release == "bookworm":
+            raise ValueError("suricata_major 8 needs release trixie (Debian 13: trixie-backports)")
         return self
 
     @property

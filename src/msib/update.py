@@ -5,16 +5,20 @@
 - **one run at a time**: an exclusive ``flock`` on a lock file; a second run refuses at once with
   a clear message and exit status :data:`EXIT_LOCKED` (75, EX_TEMPFAIL: "try again later");
 - **no prompts**: apt runs non-interactively and keeps the configuration files msib manages;
-- **packages**: per host ``apt-get update``, the upgrades from the security archive first, then
-  the rest; then every service still running deleted (replaced) binaries or libraries is
-  restarted; the report lists what was upgraded and restarted and whether a reboot is needed;
-- **rules**: the sensors' Suricata series (``7.0``) are asked first; the rule set of each series is
-  fetched **once** from the source (a directory or an HTTP URL the project serves, see
-  :func:`publish_ruleset`), its checksums verified and cached on the controller, tested with
-  ``suricata -T`` on one sensor, then pushed to every sensor of the series (temp file + rename),
-  reloaded **without restart** (``suricatasc -c reload-rules``) and **verified**: the file's sha256
-  on the sensor, the engine's rule count equal to what ``suricata -T`` loads from the same
-  configuration, no rule failed, and an engine reload time after the push. Anything else is a failure.
+- **packages**: first, on every host, ``apt-get update`` and the **apt preflight**
+  (:mod:`msib.apt_preflight`): a repository apt refuses (a key bound with SHA-1 on Debian 13, no
+  signature, no Release file, unreachable) stops the whole run before any host is upgraded. Then
+  per host the upgrades from the security archive first, then the rest; then every service still
+  running deleted (replaced) binaries or libraries is restarted; the report lists what was
+  upgraded and restarted and whether a reboot is needed;
+- **rules**: the sensors' Suricata series (``7.0``, ``8.0``) are asked first, each checked against
+  the inventory's ``ids_sensor_suricata_major``; the rule set of each series is fetched **once**
+  from the source (a directory or an HTTP URL the project serves, see :func:`publish_ruleset`), its
+  checksums verified and cached on the controller, tested with ``suricata -T`` on one sensor, then
+  pushed to every sensor of the series (temp file + rename), reloaded **without restart**
+  (``suricatasc -c reload-rules``) and **verified**: the file's sha256 on the sensor, the engine's
+  rule count equal to what ``suricata -T`` loads from the same configuration, no rule failed, and
+  the engine's ``ruleset-reload-time`` at or after the pushed file's mtime. Anything else is a failure.
 - a JSON summary (:meth:`UpdateRun.as_json`) and the exit status tell the scheduler what happened:
   0 done (changed or not), 1 something failed, 2 unusable input, 75 another run holds the lock.
 
@@ -23,6 +27,7 @@ Source layout (a "new rule set" is a new version there)::
     <source>/suricata-7.0/latest.json             {"version": "...", "released": "YYYY-MM-DD",
                                                    "files": {"name.rules": "<sha256>", ...}}
     <source>/suricata-7.0/<version>/name.rules
+    <source>/suricata-8.0/...                     the set built for Suricata 8.0 (its own keywords)
 
 Example:
     >>> run = run_update(Path("/var/lib/msib-lab/inventory"), rules=True)   # doctest: +SKIP
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import fcntl
+import datetime as dt
 import json
 import os
 import re
@@ -52,10 +57,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from msib import contract, render
-from msib.checks.parsers import pending_upgrades
+from msib.apt_preflight import Refusal, refused_repositories
+from msib.checks.parsers import pending_upgrades, suricata_time
 from msib.contract import Appliance, Inventory
-from msib.errors import InputError, MsibError
-from msib.fsutil import atomic_write
+from msib.errors import InputError, Locked, MsibError
+from msib.fsutil import atomic_write, exclusive_lock
+from msib.systemd import UnitError, install_units
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_LOCKED = 0, 1, 2, 75
 DEFAULT_LOCK = Path(os.environ.get("MSIB_UPDATE_LOCK", "/run/lock/msib-update.lock"))
@@ -73,7 +80,7 @@ class UpdateError(MsibError):
     """An update step failed on a host (reported in the summary, exit status 1)."""
 
 
-class UpdateLocked(MsibError):
+class UpdateLocked(Locked):
     """Another ``msib update`` holds the lock: this run did nothing."""
 
     exit_code = EXIT_LOCKED
@@ -84,37 +91,14 @@ class UpdateLocked(MsibError):
 
 @contextlib.contextmanager
 def update_lock(path: Path = DEFAULT_LOCK) -> Iterator[Path]:
-    """Hold the exclusive update lock (``flock``) for the duration of the block.
-
-    The lock is the kernel's: it is released when the process ends, however it ends; the file
-    only says who holds it (pid, since), for the message of a refused run.
+    """Hold the exclusive update lock (:func:`msib.fsutil.exclusive_lock`, ``O_NOFOLLOW``) for the block.
 
     Raises:
         UpdateLocked: another process holds the lock (nothing was done).
+        InputError: the lock's path is a symbolic link or not a regular file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip()
-            try:
-                info = json.loads(holder)
-                who = f"pid {info['pid']}, running since {info['since']}"
-            except (ValueError, KeyError, TypeError):
-                who = "holder unknown"
-            raise UpdateLocked(f"another msib update is running ({who}; lock {path}): this run did nothing, "
-                               f"exit status {EXIT_LOCKED}") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": _now()}).encode() + b"\n", 0)
-        yield path
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    with exclusive_lock(path, "msib update", UpdateLocked) as held:
+        yield held
 
 
 # --- SSH to the appliances ------------------------------------------------------------------------
@@ -128,7 +112,8 @@ class Remote:
         control = self.workdir / "cm"
         control.mkdir(mode=0o700)
         self.config = self.workdir / "ssh_config"
-        self.config.write_text(inv.ssh.run_config(hosts, control, header="written by msib update for one run"))
+        self.config.write_text(inv.ssh.verified().run_config(hosts, control,
+                                                            header="written by msib update for one run"))
         self.hosts = list(hosts)
 
     def run(self, host: str, script: str, *, stdin: bytes | None = None,
@@ -181,19 +166,41 @@ class HostPackages:
     restarted: list[str] = field(default_factory=list)
     still_needs_restart: list[str] = field(default_factory=list)
     reboot_required: bool = False
+    refused: list[Refusal] = field(default_factory=list)
     error: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"upgraded": self.upgraded, "security": sum(bool(u["security"]) for u in self.upgraded),
                 "restarted": self.restarted, "still_needs_restart": self.still_needs_restart,
-                "reboot_required": self.reboot_required, "error": self.error}
+                "reboot_required": self.reboot_required, "refused_repositories": [r.as_json() for r in self.refused],
+                "error": self.error}
+
+
+def apt_preflight(remote: Remote, host: str) -> HostPackages:
+    """``apt-get update`` on one host and the repositories apt refused there (nothing is upgraded)."""
+    out = HostPackages()
+    try:
+        proc = remote.run(host, f"{_APT} update 2>&1")
+    except UpdateError as exc:
+        out.error = str(exc)
+        return out
+    text = proc.stdout.decode(errors="replace")
+    out.refused = refused_repositories(text)
+    if out.refused:
+        out.error = "apt refuses " + "; ".join(f"{r.repository} ({r.reason})" for r in out.refused)
+    elif proc.returncode != 0:
+        tail = " / ".join((text + proc.stderr.decode(errors="replace")).strip().splitlines()[-3:])
+        out.error = f"apt-get update exited {proc.returncode}: {tail}"
+    return out
 
 
 def update_packages(remote: Remote, host: str) -> HostPackages:
-    """Upgrade one host's packages (security first), restart what runs replaced code, report."""
+    """Upgrade one host's packages (security first), restart what runs replaced code, report.
+
+    Its package lists are those the apt preflight (:func:`apt_preflight`) has just refreshed.
+    """
     out = HostPackages()
     try:
-        remote.text(host, f"{_APT} update")
         pending = pending_upgrades(remote.text(host, f"{_APT} -s upgrade"))
         security = [p for p in pending if p["security"]]
         if security:
@@ -217,6 +224,26 @@ def update_packages(remote: Remote, host: str) -> HostPackages:
     except UpdateError as exc:
         out.error = str(exc)
     return out
+
+
+def _packages(remote: Remote, hosts: Sequence[Appliance], workers: int) -> dict[str, HostPackages]:
+    """The apt preflight on every host, then, only when no host failed it, the upgrades on every host.
+
+    All or nothing: a refused repository anywhere leaves every host as it was (not half the
+    fleet upgraded), and the report names each refused repository and why.
+    """
+    names = [h.name for h in hosts]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+        checked = dict(zip(names, pool.map(lambda h: apt_preflight(remote, h.name), hosts), strict=True))
+    blocked = sorted(n for n, p in checked.items() if p.error)
+    if blocked:
+        for p in checked.values():
+            if not p.error:
+                p.error = (f"not upgraded: the apt preflight failed on {', '.join(blocked)} "
+                           "(nothing was upgraded anywhere)")
+        return checked
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+        return dict(zip(names, pool.map(lambda h: update_packages(remote, h.name), hosts), strict=True))
 
 
 # --- rules: the source, the central cache ---------------------------------------------------------
@@ -377,32 +404,59 @@ def _engine(remote: Remote, host: str, socket: str) -> tuple[int, int, float, st
     """(rules loaded, rules failed, last reload as epoch, last reload text) of the running engine."""
     q = shlex.quote(socket)
     out = remote.text(host, f"suricatasc -c ruleset-stats {q}; echo; suricatasc -c ruleset-reload-time {q}")
-    parts = [p for p in out.splitlines() if p.strip()]
+    parts = [json.loads(p) for p in _json_documents(out)]
     try:
-        stats = json.loads(parts[0])["message"]
-        reload = json.loads(parts[1])["message"]
+        stats = parts[0]["message"]
+        reload = parts[1]["message"]
         loaded = sum(int(e["rules_loaded"]) for e in stats)
         failed = sum(int(e["rules_failed"]) for e in stats)
         text = str(reload[0]["last_reload"])
-        epoch = time.mktime(time.strptime(text.split(".")[0], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        epoch = suricata_time(text)
     except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise UpdateError(f"{host}: cannot read the engine's rule state over {socket}: {exc}: {out[:200]}") from None
     return loaded, failed, epoch, text
 
 
+def _json_documents(text: str) -> list[str]:
+    """The JSON documents in `text`, one after the other (suricatasc 7 prints one a line, 8 may indent them)."""
+    decoder = json.JSONDecoder()
+    docs, i = [], 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        try:
+            _, end = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        docs.append(text[i:end])
+        i = end
+    return docs
+
+
 def _probe(remote: Remote, h: Appliance) -> tuple[str, str, str, str, float]:
-    """(series, socket, rule file, its sha256 or 'missing', its mtime) of a sensor."""
+    """(series, socket, rule file, its sha256 or 'missing', its mtime) of a sensor.
+
+    Raises:
+        UpdateError: no Suricata, or one of another major than the inventory's
+            ``ids_sensor_suricata_major`` (a rule set is only ever pushed for the version it was built for).
+    """
     ctx = render.context(h.role, h.vars)
     rule_file = ctx.get("ids_sensor_update_rule_file")
     if not rule_file:
         raise UpdateError(f"{h.name}: ids_sensor_update_rule_file is null: this sensor takes no rule updates")
     q = shlex.quote(str(rule_file))
     out = remote.text(h.name, "suricata -V; suricata --dump-config -c /etc/suricata/suricata.yaml 2>/dev/null "
-                      f"| grep '^unix-command.filename ' ; if [ -f {q} ]; then sha256sum {q}; stat -c '%Y' {q}; "
+                      f"| grep '^unix-command.filename ' ; if [ -f {q} ]; then sha256sum {q}; stat -c '%.9Y' {q}; "
                       "else echo missing; fi")
     m = re.search(r"version (\d+)\.(\d+)\.\d+", out)
     if not m:
         raise UpdateError(f"{h.name}: Suricata is not installed or did not say its version")
+    wanted = str(ctx.get("ids_sensor_suricata_major"))
+    if m.group(1) != wanted:
+        raise UpdateError(f"{h.name}: runs Suricata {m.group(1)}.{m.group(2)}, the inventory says "
+                          f"ids_sensor_suricata_major {wanted}: deploy the sensor first (no rule set is pushed "
+                          "for a version other than the one it was built for)")
     sock = re.search(r"^unix-command\.filename = (\S+)", out, re.M)
     lines = out.strip().splitlines()
     if lines[-1] == "missing":
@@ -415,18 +469,23 @@ def _probe(remote: Remote, h: Appliance) -> tuple[str, str, str, str, float]:
 
 def _converge_sensor(remote: Remote, h: Appliance, rs: Ruleset, socket: str, rule_file: str,
                      current_sha: str, mtime: float) -> SensorRules:
+    """Push the rule set to one sensor (unless it has it), reload without restart, verify.
+
+    Verified means: the file's sha256 is the pushed one, the engine's ``ruleset-reload-time`` is at
+    or after the file's mtime, and the engine runs exactly the rules ``suricata -T`` loads, none failed.
+    """
     out = SensorRules(series=rs.series, version=rs.version, sha256=rs.sha256)
     bundle = rs.bundle()
+    q = shlex.quote(rule_file)
     if current_sha == rs.sha256:
         expected, failed = _test_load(remote, h.name)
-        loaded, live_failed, reload_epoch, reload_text = _engine(remote, h.name, socket)
+        loaded, live_failed, reload_at, reload_text = _engine(remote, h.name, socket)
         out.rules_expected, out.rules_loaded, out.last_reload = expected, loaded, reload_text
-        if loaded == expected and live_failed == 0 and failed == 0 and reload_epoch >= mtime - 1:
+        if loaded == expected and live_failed == 0 and failed == 0 and reload_at >= mtime:
             out.status = "unchanged"
             return out
         # the file is there but the engine does not run it: reload below, without rewriting the file
     else:
-        q = shlex.quote(rule_file)
         remote.text(h.name, f"set -e; mkdir -p \"$(dirname {q})\"; if [ -f {q} ]; then cp -p {q} {q}.prev; fi; "
                     f"cat > {q}.msib-tmp; chmod 0644 {q}.msib-tmp; mv -f {q}.msib-tmp {q}", stdin=bundle)
         try:
@@ -435,18 +494,18 @@ def _converge_sensor(remote: Remote, h: Appliance, rs: Ruleset, socket: str, rul
             remote.run(h.name, f"if [ -f {q}.prev ]; then mv -f {q}.prev {q}; fi")
             raise
         out.rules_expected = expected
-    started = float(remote.text(h.name, "date +%s").strip())
     reply = remote.text(h.name, f"suricatasc -c reload-rules {shlex.quote(socket)}")
-    loaded, live_failed, reload_epoch, reload_text = _engine(remote, h.name, socket)
-    live_sha = remote.text(h.name, f"sha256sum {shlex.quote(rule_file)}").split()[0]
+    loaded, live_failed, reload_at, reload_text = _engine(remote, h.name, socket)
+    live_sha, live_mtime = remote.text(h.name, f"sha256sum {q} | cut -d' ' -f1; stat -c '%.9Y' {q}").split()
     out.rules_loaded, out.last_reload = loaded, reload_text
     problems = []
     if '"OK"' not in reply:
         problems.append(f"reload-rules answered {reply.strip()[:120]}")
     if live_sha != rs.sha256:
         problems.append(f"the rule file has sha256 {live_sha[:16]}…, pushed {rs.sha256[:16]}…")
-    if reload_epoch < started - 1:
-        problems.append(f"the engine did not reload (last reload {reload_text})")
+    if reload_at < float(live_mtime):
+        problems.append(f"the engine's last reload ({reload_text}) is older than the pushed rules "
+                        f"({dt.datetime.fromtimestamp(float(live_mtime), dt.UTC).isoformat()})")
     if loaded != out.rules_expected or live_failed:
         problems.append(f"the engine runs {loaded} rules ({live_failed} failed), expected {out.rules_expected}")
     if problems:
@@ -582,11 +641,8 @@ def run_update(inventory: str | Path, *, packages: bool = False, rules: bool = F
         remote = Remote(inv, hosts)
         try:
             if packages:
-                say(f"packages: {len(hosts)} hosts")
-                with concurrent.futures.ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
-                    done = dict(zip([h.name for h in hosts],
-                                    pool.map(lambda h: update_packages(remote, h.name), hosts), strict=True))
-                run.packages = done
+                say(f"packages: {len(hosts)} hosts, apt preflight first")
+                run.packages = _packages(remote, hosts, workers)
             if rules:
                 sensors = [h for h in hosts if h.role == "ids_sensor"]
                 source = rules_source or str(sensors[0].vars.get("msib_ids_rules_source") or "") \
@@ -601,11 +657,6 @@ def run_update(inventory: str | Path, *, packages: bool = False, rules: bool = F
 
 
 # --- the nightly timer ----------------------------------------------------------------------------
-
-
-def contrib_dir() -> Path:
-    """The systemd unit templates shipped in the repository (``contrib/systemd``)."""
-    return Path(__file__).resolve().parents[2] / "contrib" / "systemd"
 
 
 def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Sequence[str] = (),
@@ -633,20 +684,12 @@ def install_timer(inventory: Path, *, vars_files: Sequence[Path] = (), args: Seq
     if any(re.search(r"[\s\"'$\\%;]", w) for w in [str(inventory), *words]):
         raise InputError("install-timer", "paths and arguments must not contain spaces, quotes, $, %, ; or \\")
     exe = msib or str(Path(sys.executable).with_name("msib"))
-    env_file.parent.mkdir(parents=True, exist_ok=True)
     env_text = (f"# written by msib update install-timer\nMSIB_INVENTORY={Path(inventory).resolve()}\n"
                 f"MSIB_UPDATE_ARGS={' '.join(words)}\n")
-    written: dict[str, str] = {"env": str(env_file)}
-    atomic_write(env_file, env_text, mode=0o644)
-    unit_dir.mkdir(parents=True, exist_ok=True)
-    for name in ("msib-update.service", "msib-update.timer"):
-        text = (contrib_dir() / name).read_text().replace("@MSIB@", exe).replace("@ENV@", str(env_file))
-        atomic_write(unit_dir / name, text, mode=0o644)
-        written["service" if name.endswith(".service") else "timer"] = str(unit_dir / name)
-    if enable:
-        for argv in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "msib-update.timer"]):
-            proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-            if proc.returncode != 0:
-                raise UpdateError(f"{' '.join(argv)} failed: {proc.stderr.strip()} (units are written; "
-                                  "run it by hand where systemd is PID 1)")
-    return written
+    try:
+        paths = install_units(["msib-update.service", "msib-update.timer"], replace={"MSIB": exe, "ENV": str(env_file)},
+                              env_file=env_file, env_text=env_text, unit_dir=unit_dir,
+                              enable=["msib-update.timer"] if enable else [])
+    except UnitError as exc:
+        raise UpdateError(str(exc)) from None
+    return {"env": paths["env"], "service": paths["msib-update.service"], "timer": paths["msib-update.timer"]}

@@ -139,10 +139,11 @@ def jobs(deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str, Any],
     # the contain job template's survey answers, as AWX passes them (extra vars on the command line)
     survey = f"-e contain_ip={OBJ} -e contain_ttl=10m -e contain_reason=awx-drill"
     runs["contain_first"] = _job(pdd, "contain", "contain-1", survey)
-    runs["contained"] = f'"val": "{OBJ}"' in ssh(deploy_lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
+    blocked = "nft -j list set inet msib_contain msib_blocked"
+    runs["contained"] = f'"val": "{OBJ}"' in ssh(deploy_lab, "fw-int-1", blocked)
     runs["contain_second"] = _job(pdd, "contain", "contain-2", survey)
     runs["release"] = _job(pdd, "contain", "contain-3", f"-e contain_release={OBJ}")
-    runs["released"] = f'"val": "{OBJ}"' not in ssh(deploy_lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
+    runs["released"] = f'"val": "{OBJ}"' not in ssh(deploy_lab, "fw-int-1", blocked)
     print("\nAWX-style job times (s):", json.dumps({k: v["seconds"] for k, v in runs.items()
                                                      if isinstance(v, dict) and "seconds" in v}))
     return runs

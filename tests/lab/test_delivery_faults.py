@@ -5,7 +5,10 @@ SIEM 198.19.0.10), counts what arrived one sequence number at a time, asserts se
 missing == 0 exactly, and writes its numbers (duplicates, drain time, sender stalls) to
 reports/delivery-faults.jsonl for docs/delivery.md. Whatever a test breaks it restores in `finally`.
 
-Why RELP for the restart test: over plain TCP an object cannot know what its collector had read
+Every test but the one named "plain TLS" runs the shipped defaults: the collector relays to the SIEM over
+RELP/TLS (the site plan's default transport) through the role's queue.
+
+Why RELP from the object for the restart test: over plain TCP an object cannot know what its collector had read
 when the collector went away (what sits in the kernel buffers of a closed connection is gone, and
 the sender is never told), so "nothing lost" cannot be proven, nor achieved, from the object's
 side. RELP acknowledges every message once the collector has taken it and the sender sends again
@@ -95,28 +98,24 @@ def converged_collector(deploy_lab: Lab, inventory_dir: Path, lab_vars: dict[str
 
 
 @pytest.fixture
-def relp_to_siem(deploy_lab: Lab, converged_collector: Path, lab_vars: dict[str, Any]) -> Iterator[Path]:
-    """The external circuit relays over RELP/TLS (the lab SIEM's 2514): collector and firewall re-deployed.
-
-    RFC 5425 (TLS syslog) has no acknowledgement: what the collector wrote into the connection
-    while the receiver was going down is lost with the receiver's socket buffers (measured: 50 of
-    900 000, one batch, see docs/delivery.md). RELP acknowledges every message, so the collector
-    sends again whatever was not acknowledged.
-    """
+def plain_tls_to_siem(deploy_lab: Lab, converged_collector: Path, lab_vars: dict[str, Any]) -> Iterator[Path]:
+    """The external circuit relays over plain RFC 5425 TLS (the lab SIEM's 6514), the option a site plan may
+    choose: collector and firewall re-deployed, and back to the shipped default afterwards."""
     from msib import contract
 
     siem = dict(contract.load(converged_collector).appliance(COLLECTOR).vars["msib_siem"])
-    relp = {**lab_vars, "msib_siem": {**siem, "syslog": {**siem["syslog"], "transport": "relp+tls", "port": 2514}}}
+    tls = {**lab_vars, "msib_siem": {**siem, "syslog": {**siem["syslog"], "transport": "tls", "port": 6514}}}
     try:
         for host in (FIREWALL, COLLECTOR):
-            result = run_deploy(converged_collector, "pyinfra", limit=host, extra_vars=relp)
+            result = run_deploy(converged_collector, "pyinfra", limit=host, extra_vars=tls)
             assert result.ok, result.to_json()
         yield converged_collector
     finally:
         assert run_deploy(converged_collector, "pyinfra", limit=FIREWALL, extra_vars=lab_vars).ok
 
 
-def _steady_stream_through(lab: Lab, name: str, fault_on: Any, fault_off: Any) -> None:
+def _steady_stream_through(lab: Lab, name: str, fault_on: Any, fault_off: Any, *,
+                           max_missing: int = 0) -> dict[str, Any]:
     """10k events/s for 10 s + OUTAGE_S + 20 s over plain TCP; the fault spans OUTAGE_S in the middle."""
     count = RATE * (OUTAGE_S + 30)
     tag = _tag(name[:6])
@@ -133,31 +132,51 @@ def _steady_stream_through(lab: Lab, name: str, fault_on: Any, fault_off: Any) -
         fault_off()
     t_back = time.monotonic()
     sent = load_result(proc)
-    counted = wait_for_count(lab, tag, count, timeout=600)
+    # a run allowed to lose waits out the sender's retry interval (10 s) before it calls the count final
+    counted = wait_for_count(lab, tag, count, timeout=600, require_all=max_missing == 0,
+                             settle=10 if max_missing == 0 else 40)
     drain = round(t_back + counted["drain_s"] - t_back, 1)
     _record(name, sent=sent["sent"], received=counted["received"], missing=counted["missing"],
             duplicates=counted["duplicates"], first_missing=counted["first_missing"],
             max_stall_s=sent["max_stall_s"], behind_s=sent["behind_s"], spilled_bytes=spilled,
             drain_after_fault_s=drain)
     assert sent["sent"] == count
-    assert (counted["received"], counted["missing"]) == (count, 0), counted
+    assert counted["received"] + counted["missing"] == count and counted["missing"] <= max_missing, counted
     assert spilled > 0, "the queue never went to disk: the fault did not hold the events back"
     assert sent["max_stall_s"] < STALL_BOUND_S and sent["behind_s"] < STALL_BOUND_S, sent
+    return counted
 
 
-def test_siem_receiver_stopped_60s_under_10k_per_s_loses_nothing_over_relp_and_never_blocks_the_object(
-        deploy_lab: Lab, relp_to_siem: Path) -> None:
-    def stop() -> None:
-        # syslog.socket would start rsyslog again at the first local log line
-        ssh(deploy_lab, "siem", "systemctl stop syslog.socket rsyslog.service")
-        assert ssh(deploy_lab, "siem", "systemctl is-active rsyslog.service", check=False).strip() != "active"
+def _stop_receiver(lab: Lab) -> None:
+    # syslog.socket would start rsyslog again at the first local log line
+    ssh(lab, "siem", "systemctl stop syslog.socket rsyslog.service")
+    assert ssh(lab, "siem", "systemctl is-active rsyslog.service", check=False).strip() != "active"
 
-    def start() -> None:
-        assert ssh(deploy_lab, "siem", "systemctl is-active rsyslog.service", check=False).strip() != "active", \
-            "the receiver came back before the end of the outage"
-        ssh(deploy_lab, "siem", "systemctl start rsyslog.service syslog.socket")
 
-    _steady_stream_through(deploy_lab, "siem_receiver_stopped_relp", stop, start)
+def _start_receiver(lab: Lab) -> None:
+    assert ssh(lab, "siem", "systemctl is-active rsyslog.service", check=False).strip() != "active", \
+        "the receiver came back before the end of the outage"
+    ssh(lab, "siem", "systemctl start rsyslog.service syslog.socket")
+
+
+def test_siem_receiver_stopped_60s_under_10k_per_s_loses_nothing_and_never_blocks_the_object(
+        deploy_lab: Lab, converged_collector: Path) -> None:
+    # the shipped defaults: RELP over TLS to the SIEM, the role's queue
+    conf = ssh(deploy_lab, COLLECTOR, "cat /etc/rsyslog.conf")
+    assert 'type="omrelp"' in conf and 'port="2514"' in conf, "not the shipped default transport"
+    _steady_stream_through(deploy_lab, "siem_receiver_stopped", lambda: _stop_receiver(deploy_lab),
+                           lambda: _start_receiver(deploy_lab))
+
+
+def test_siem_receiver_stopped_with_plain_tls_loses_at_most_what_was_in_flight(
+        deploy_lab: Lab, plain_tls_to_siem: Path) -> None:
+    """The option a site plan may choose, measured: RFC 5425 has no acknowledgement, so what the collector
+    had written into the connection when the receiver went away is lost (at most one dequeue batch)."""
+    batch = int(render.defaults("collector")["collector_queue_dequeue_batch_size"])
+    counted = _steady_stream_through(deploy_lab, "siem_receiver_stopped_plain_tls",
+                                     lambda: _stop_receiver(deploy_lab), lambda: _start_receiver(deploy_lab),
+                                     max_missing=batch)
+    print(f"\nplain TLS, receiver stopped {OUTAGE_S} s: {counted['missing']} of {RATE * (OUTAGE_S + 30)} lost")
 
 
 def test_siem_unreachable_by_drop_60s_under_10k_per_s_loses_nothing_and_never_blocks_the_object(
@@ -292,16 +311,27 @@ def test_siem_certificate_of_the_wrong_ca_or_name_is_refused_and_logged(
     else:
         siem = dict(contract.load(converged_collector).appliance(COLLECTOR).vars["msib_siem"])
         bad = {**lab_vars, "msib_siem": {**siem, "syslog": {**siem["syslog"], "peer_name": "wrong.lab.msib"}}}
-    assert run_deploy(converged_collector, "pyinfra", limit=COLLECTOR, extra_vars=bad).ok
+    # taken before the bad deploy: the restarted rsyslog's first connection (its own start-up messages)
+    # is refused at once, often within the deploy, and an action refused that way is not retried
     since = ssh(deploy_lab, COLLECTOR, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    syslog_lines = int(ssh(deploy_lab, COLLECTOR, "cat /var/log/syslog 2>/dev/null | wc -l").strip() or 0)
+    assert run_deploy(converged_collector, "pyinfra", limit=COLLECTOR, extra_vars=bad).ok
     count = 500
     tag = _tag(fault.replace("_", ""))
     sent = load_result(send_load(deploy_lab, OBJECT, target=COLLECTOR_LAN, port=514, count=count, rate=1000,
                                  tag=tag))
     time.sleep(15)
     refused = count_at_siem(deploy_lab, tag, count)
-    log = ssh(deploy_lab, COLLECTOR, f"journalctl -u rsyslog --since '{since}' --no-pager -o cat | "
-                                     "grep -iE 'certificate|not permitted|peer|tls|gnutls' | head -3", check=False)
+    # the refusal as rsyslog reports it (omrelp's "authentication error", GnuTLS's, imtcp's): in the journal or,
+    # for rsyslog's own messages that pass its rules, in /var/log/syslog; a retry may come resumeInterval later
+    log, deadline = "", time.monotonic() + 60
+    while not log.strip() and time.monotonic() < deadline:
+        log = ssh(deploy_lab, COLLECTOR,
+                  f"{{ journalctl -u rsyslog --since '{since}' --no-pager -o cat; "
+                  f"tail -n +{syslog_lines + 1} /var/log/syslog; }} | "
+                  "grep -iE 'omrelp|authentication|certificate|not permitted|peer|gnutls' | head -3", check=False)
+        if not log.strip():
+            time.sleep(5)
     assert run_deploy(converged_collector, "pyinfra", limit=COLLECTOR, extra_vars=lab_vars).ok
     after = wait_for_count(deploy_lab, tag, count, timeout=180)
     _record(f"tls_{fault}", sent=sent["sent"], received_while_refused=refused["received"],

@@ -68,8 +68,8 @@ def _tcp(netns: str, host: str, port: str) -> bool:
 
 
 def _counters(lab: Lab) -> dict[str, int]:
-    """Packets counted by the containment rules and the default drops of fw-int-1."""
-    out = ssh(lab, "fw-int-1", "nft list table inet msib")
+    """Packets counted by the containment rules (their own table) and the default drops of fw-int-1."""
+    out = ssh(lab, "fw-int-1", "nft list table inet msib_contain; nft list table inet msib")
     found: dict[str, int] = {}
     chain = ""
     for line in out.splitlines():
@@ -84,7 +84,7 @@ def _counters(lab: Lab) -> dict[str, int]:
 
 
 def _elements(lab: Lab) -> str:
-    return ssh(lab, "fw-int-1", "nft -j list set inet msib msib_blocked")
+    return ssh(lab, "fw-int-1", "nft -j list set inet msib_contain msib_blocked")
 
 
 def _blocked(lab: Lab, address: str) -> bool:
@@ -95,8 +95,8 @@ def _blocked(lab: Lab, address: str) -> bool:
 def fw(lab: Lab) -> Path:
     """The lab inventory, with fw-int-1 deployed (idempotent: a converged deploy changes nothing)."""
     inv: Path = lab.inventory_dir
-    ok = subprocess.run(lab.ssh_argv("fw-int-1", ["sudo", "nft", "list", "set", "inet", "msib", "msib_blocked"]),
-                        capture_output=True, timeout=60).returncode == 0
+    listing = ["sudo", "nft", "list", "set", "inet", "msib_contain", "msib_blocked"]
+    ok = subprocess.run(lab.ssh_argv("fw-int-1", listing), capture_output=True, timeout=60).returncode == 0
     if not ok:
         run = _msib("deploy", "--inventory", str(inv), "--engine", "pyinfra", "--vars", "playbooks/vars/lab.yml",
                     "--limit", "fw-int-1")
@@ -155,7 +155,7 @@ def test_blocked_object_is_dropped_at_fw_int_1_and_release_restores_it(lab: Lab,
     assert after["forward:ip saddr @msib_blocked"] == before["forward:ip saddr @msib_blocked"]
     assert after["forward:default drop forward"] > before["forward:default drop forward"]
 
-    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    records = [r for r in map(json.loads, audit.read_text().splitlines()) if r["phase"] == "outcome"]
     assert [(r["action"], r["outcome"]) for r in records][:3] == [
         ("block", "changed"), ("block", "unchanged"), ("release", "changed")]
     assert records[0]["reason"] == "lab drill" and records[0]["user"] and records[0]["ttl_s"] == 600
@@ -245,7 +245,7 @@ def test_vendor_firewall_gets_the_acl_entry_and_loses_it_on_release_and_expiry(l
         while acl():  # every --list sweeps what has expired
             assert time.monotonic() < deadline, "the expired ACL entry was never swept"
             time.sleep(1)
-        actions = [json.loads(line)["action"] for line in audit.read_text().splitlines()]
+        actions = [r["action"] for r in map(json.loads, audit.read_text().splitlines()) if r["phase"] == "outcome"]
         assert actions.count("expire") == 1
         print(f"\nvendor block {block_s:.2f}s, release {release_s:.2f}s (msib contain, cisco_ios simulator)")
     finally:

@@ -176,9 +176,12 @@ def test_objects_reach_the_siem_only_through_their_firewall(lab: Lab) -> None:
     fw = lab.host("fw-int-1")
     fw_lan = next(i.address for i in fw.ifaces if i.name == "eth1")
     assert fw_lan is not None and f"via {fw_lan.ip}" in route
-    # and the controller has no path to object hosts (they are data, not managed hosts)
-    proc = subprocess.run(["ip", "route", "get", str(lab.host("obj-int-1").address)], capture_output=True, text=True)
-    assert "dev msib-" not in proc.stdout
+    # and the controller has no path to object hosts (they are data, not managed hosts), nor to any
+    # address of the lab range that the lab does not route: nothing of the range leaves the machine
+    for target in (lab.host("obj-int-1").address, lab.spec.siem.address):
+        proc = subprocess.run(["ip", "route", "get", str(target)], capture_output=True, text=True)
+        refused = "unreachable" in proc.stderr.lower() or "no route" in proc.stderr.lower()
+        assert proc.returncode != 0 and refused, (target, proc.stdout, proc.stderr)
 
 
 def test_lab_status_json_has_the_promised_shape(lab: Lab) -> None:
@@ -189,8 +192,18 @@ def test_lab_status_json_has_the_promised_shape(lab: Lab) -> None:
     roles = {h["role"] for h in data["hosts"]}
     assert {"collector", "ids_sensor", "firewall", "siem", "object"} <= roles
     assert all(h["up"] for h in data["hosts"])
-    assert all(set(h) == {"name", "role", "circuit", "address", "up"} for h in data["hosts"])
+    assert all(set(h) == {"name", "role", "circuit", "address", "release", "up"} for h in data["hosts"])
     assert data["controller_address"] == "198.18.0.1"
+    # the default lab runs the two circuits on different releases, so every suite covers both
+    by_circuit = {c: {h["release"] for h in data["hosts"] if h["circuit"] == c and h["role"] != "object"}
+                  for c in ("internal", "external")}
+    assert by_circuit == {"internal": {"bookworm"}, "external": {"trixie"}}
+
+
+def test_every_host_runs_the_release_its_plan_says(lab: Lab) -> None:
+    for h in lab.hosts:
+        proc = ssh(lab, h.name, ". /etc/os-release && echo $VERSION_CODENAME")
+        assert (proc.stdout.strip(), proc.returncode) == (h.release, 0), (h.name, proc.stderr)
 
 
 def test_a_second_lab_comes_up_beside_and_down_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
@@ -223,7 +236,8 @@ def test_up_recovers_from_a_crashed_lab(lab: Lab, tmp_path: Path) -> None:
     try:
         crashed.up()
         for pid in crashed.runner.cgroup_procs():
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):  # a process may end between listing and kill
+                os.kill(pid, signal.SIGKILL)
         for f in (tmp_path / "state" / "hosts").glob("*/supervisor.pid"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(f.read_text()), signal.SIGKILL)

@@ -26,6 +26,9 @@ from msib.checks.parsers import (
     pending_upgrades,
     rsyslog_action,
     rsyslog_action_queue,
+    rsyslog_global,
+    ruleset_header,
+    suricata_time,
     unified_diff,
     weak_ssh_algorithms,
 )
@@ -45,5 +48,6 @@ __all__ = [
     "CheckResult", "CheckRole", "CheckRun", "CheckRunError", "CheckSpec", "Outcome", "Severity", "applies",
     "apt_policy", "catalogue", "check", "checks_dir", "checks_for", "implemented_ids", "load", "nft_base_chains",
     "nft_comparable", "parse_sshd_t", "pending_upgrades", "result_line", "rsyslog_action", "rsyslog_action_queue",
-    "run_checks", "unified_diff", "validate_registry", "weak_ssh_algorithms",
+    "rsyslog_global", "ruleset_header", "run_checks", "suricata_time", "unified_diff", "validate_registry",
+    "weak_ssh_algorithms",
 ]

@@ -22,6 +22,11 @@ CheckRole = Literal["all", "collector", "ids_sensor", "firewall"]
 #: Inventory groups whose hosts msib checks (Linux appliances; `netdev` devices are not SSH shells).
 CHECKED_ROLES: tuple[str, ...] = LINUX_ROLES
 SEVERITIES: tuple[str, ...] = get_args(Severity)
+
+
+def at_least(severity: str, threshold: str) -> bool:
+    """Whether `severity` is `threshold` or worse (critical > high > medium > low)."""
+    return SEVERITIES.index(severity) <= SEVERITIES.index(threshold)
 ID_RE = re.compile(r"^MSIB-(HOST|COL|IDS|FW)-\d{3}$")
 
 

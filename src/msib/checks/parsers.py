@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -93,6 +94,18 @@ def rsyslog_action(conf: str, name: str) -> dict[str, str] | None:
     return None
 
 
+def rsyslog_global(conf: str) -> dict[str, str]:
+    """The parameters of every RainerScript ``global(...)`` in `conf` (lower-case keys, later ones win).
+
+    >>> rsyslog_global('global(workDirectory="/w"\\n  defaultNetstreamDriverCAFile="/ca.pem")')
+    {'workdirectory': '/w', 'defaultnetstreamdrivercafile': '/ca.pem'}
+    """
+    out: dict[str, str] = {}
+    for m in re.finditer(r"\bglobal\s*\((.*?)\)", re.sub(r"(?m)#.*$", "", conf), re.S):
+        out.update(_rsyslog_params(m.group(1)))
+    return out
+
+
 def _rsyslog_params(text: str) -> dict[str, str]:
     params = {k.lower(): v for k, v in re.findall(r'([\w.]+)\s*=\s*"([^"]*)"', text)}
     # list parameters (tls.permittedPeer=["a","b"])
@@ -171,6 +184,43 @@ def nft_comparable(ruleset: str) -> str:
             continue
         out.append(line.rstrip())
     return "\n".join(out).strip("\n") + "\n"
+
+
+def suricata_time(text: str) -> float:
+    """An epoch from a time Suricata prints (``ruleset-reload-time``: ``2026-11-25T10:15:26.123456+0000``).
+
+    A time without an offset is UTC.
+
+    >>> suricata_time("2026-11-25T10:15:26.5+0100")
+    1795598126.5
+
+    Raises:
+        ValueError: not such a time.
+    """
+    m = re.match(r"\s*(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(\.\d+)?\s*(?:([+-])(\d\d):?(\d\d)|Z)?", text)
+    if not m:
+        raise ValueError(f"not a Suricata time: {text!r}")
+    fields = [int(g) for g in m.groups()[:6]]
+    epoch = calendar.timegm((*fields, 0, 0, 0)) + float(m.group(7) or 0)
+    if m.group(8):
+        offset = int(m.group(9)) * 3600 + int(m.group(10)) * 60
+        epoch -= offset if m.group(8) == "+" else -offset
+    return epoch
+
+
+_RULESET_HEADER = re.compile(r"^# msib rule set (\S+) for suricata-(\S+), released (\d{4}-\d\d-\d\d)\s*$", re.M)
+
+
+def ruleset_header(text: str) -> tuple[str, str, str] | None:
+    """(version, series, released) from the header ``msib update --rules`` writes; None if absent.
+
+    >>> ruleset_header("# msib rule set 2026.11.25.1 for suricata-7.0, released 2026-11-25\\n")
+    ('2026.11.25.1', '7.0', '2026-11-25')
+    >>> ruleset_header("") is None
+    True
+    """
+    m = _RULESET_HEADER.search(text)
+    return (m.group(1), m.group(2), m.group(3)) if m else None
 
 
 def unified_diff(expected: str, actual: str, *, expected_name: str, actual_name: str, limit: int = 60) -> str:

@@ -35,7 +35,15 @@ from pathlib import Path
 from typing import Any
 
 from msib import contract
-from msib.checks.catalogue import CHECKED_ROLES, Outcome, catalogue, checks_dir, checks_for, validate_registry
+from msib.checks.catalogue import (
+    CHECKED_ROLES,
+    Outcome,
+    at_least,
+    catalogue,
+    checks_dir,
+    checks_for,
+    validate_registry,
+)
 from msib.checks.parsers import parse_sshd_t
 from msib.contract import Appliance, Inventory
 from msib.errors import InputError
@@ -78,15 +86,43 @@ class CheckResult:
                 "evidence": self.evidence, "duration_s": round(self.duration_s, 3)}
 
 
+#: The tools whose versions a report names (msib's own first): what checked, and what deploys.
+TOOLS: tuple[str, ...] = ("msib", "pytest-testinfra", "ansible-core", "pyinfra")
+
+
+def tool_versions() -> dict[str, str]:
+    """The installed version of each of :data:`TOOLS` ("not installed" when absent)."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 @dataclass
 class CheckRun:
-    """Every result of one `msib check` run."""
+    """Every result of one `msib check` run, and what the report's header names (SB, versions)."""
 
     inventory: str
     started: float
     finished: float = 0.0
     hosts: list[Appliance] = field(default_factory=list)
     results: list[CheckResult] = field(default_factory=list)
+    state_body: str | None = None
+    sb_code: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sb(self) -> str:
+        """The state body as the header names it: ``Name (CODE)``."""
+        parts = [self.state_body or "state body not named in the inventory"]
+        if self.sb_code:
+            parts.append(f"({self.sb_code})")
+        return " ".join(parts)
 
     def counts(self) -> dict[str, int]:
         return {"passed": sum(r.outcome == "passed" for r in self.results),
@@ -99,12 +135,15 @@ class CheckRun:
                 "failures": [{"host": r.host, "check": r.check_id, "evidence": r.evidence}
                              for r in self.results if r.outcome != "passed"]}
 
-    def exit_code(self) -> int:
-        """0 all passed; 2 an error prevented checking; 1 a check failed."""
-        counts = self.counts()
-        if counts["errors"] or not self.results:
+    def failing(self, fail_on: str = "low") -> list[CheckResult]:
+        """The failed results of severity `fail_on` or worse (``low``: every failure)."""
+        return [r for r in self.results if r.outcome == "failed" and at_least(r.severity, fail_on)]
+
+    def exit_code(self, fail_on: str = "low") -> int:
+        """0 all passed (or failed only below `fail_on`); 2 an error prevented checking; 1 a check failed."""
+        if self.counts()["errors"] or not self.results:
             return 2
-        return 1 if counts["failed"] else 0
+        return 1 if self.failing(fail_on) else 0
 
     def by_host(self) -> dict[str, list[CheckResult]]:
         out: dict[str, list[CheckResult]] = {h.name: [] for h in self.hosts}
@@ -241,7 +280,8 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
     if not hosts:
         raise InputError(str(inv.hosts_file), "no appliance to check (groups collector, ids_sensor, firewall)")
     validate_registry()
-    run = CheckRun(inventory=str(inv.directory), started=time.time(), hosts=hosts)
+    run = CheckRun(inventory=str(inv.directory), started=time.time(), hosts=hosts, state_body=inv.state_body,
+                   sb_code=inv.sb_code, versions=tool_versions())
     if on_start:
         on_start(hosts)
     lock = threading.Lock()
@@ -256,7 +296,7 @@ def run_checks(inventory: str | Path, *, vars_files: Sequence[Path] = (), limit:
     control = workdir / "cm"
     control.mkdir(mode=0o700)
     ssh_config = workdir / "ssh_config"
-    ssh_config.write_text(inv.ssh.run_config(hosts, control, header="written by msib check for one run"))
+    ssh_config.write_text(inv.ssh.verified().run_config(hosts, control, header="written by msib check for one run"))
     try:
         groups = batches(hosts, workers)
         with concurrent.futures.ThreadPoolExecutor(max_workers=len(groups)) as pool:

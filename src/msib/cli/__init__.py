@@ -5,7 +5,8 @@ Errors are one line on stderr; `--debug` shows the traceback too.
 
 Each command group lives in its own module (:mod:`msib.cli.lab`, :mod:`msib.cli.siem`,
 :mod:`msib.cli.deploy`, :mod:`msib.cli.device`, :mod:`msib.cli.check`, :mod:`msib.cli.update`,
-:mod:`msib.cli.inventory`, :mod:`msib.cli.site`, :mod:`msib.cli.delivery`, :mod:`msib.cli.contain`)
+:mod:`msib.cli.inventory`, :mod:`msib.cli.site`, :mod:`msib.cli.delivery`, :mod:`msib.cli.contain`,
+:mod:`msib.cli.fleet`, :mod:`msib.cli.health`, :mod:`msib.cli.report`)
 with its console output; they import what they run inside each command, so that the startup of
 one command does not pay for the others. An :class:`~msib.errors.MsibError` raised anywhere
 below reaches :func:`main`, which alone turns it into its line on stderr and its exit code.
@@ -67,6 +68,9 @@ _COMMANDS: Final = {
     "inventory": ("inventory", "inventory_app"),
     "site": ("site", "site_app"),
     "delivery": ("delivery", "delivery_app"),
+    "fleet": ("fleet", "fleet_app"),
+    "health": ("health", "health_app"),
+    "report": ("report", "report_app"),
 }
 
 

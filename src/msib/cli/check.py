@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,18 @@ from msib.escape import plain, rich_markup, rich_text
 if TYPE_CHECKING:
     from msib.checks import CheckResult, CheckRun
     from msib.contract import Appliance
+
+class FailOn(enum.StrEnum):
+    """``--fail-on``: the least severity whose failure makes the exit 1 (errors always exit 2)."""
+
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+FailOnOpt = Annotated[FailOn, typer.Option(
+    "--fail-on", help="Exit 1 only for a failed check of this severity or worse (low: any failure).")]
 
 
 def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Path], limit: Sequence[str],
@@ -68,6 +81,13 @@ def check_command(inventory: Path, report_dir: Path, *, vars_files: Sequence[Pat
     return run, paths
 
 
+def check_record(run: CheckRun) -> dict[str, object]:
+    """What the run log keeps of a check run: the counts and which host failed which check."""
+    return {**run.counts(), "hosts": len(run.hosts),
+            "failures": [{"host": r.host, "check": r.check_id, "outcome": r.outcome}
+                         for r in run.results if r.outcome != "passed"]}
+
+
 def check_cmd(
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory directory (hosts.yml).")],
     report: Annotated[Path, typer.Option("--report", help="Directory for junit.xml, report.html, report.md.")],
@@ -79,14 +99,19 @@ def check_cmd(
         "--workers", help="pytest processes at once, the hosts dealt between them [default: 2 per CPU, at most 8].")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    fail_on: FailOnOpt = FailOn.low,
 ) -> None:
     """Run the compliance checks on every appliance; write JUnit XML, HTML and Markdown reports.
 
-    Exit 0 all passed, 1 a check failed, 2 an error prevented checking.
+    Exit 0 all passed, 1 a check of severity --fail-on or worse failed, 2 an error prevented checking.
+    Every failure is in the reports whatever --fail-on says.
     """
+    from msib.cli.runs import record_run
+
     names = [n for item in (limit or []) for n in item.split(",") if n]
     run, _ = check_command(inventory, report, vars_files=vars_file or [], limit=names, workers=workers,
                            console=console, out=out, as_json=as_json)
+    record_run(inventory, "check", check_record(run), ok=run.exit_code() == 0, started=run.started)
     if as_json:
         print_json(run.summary())
-    sys.exit(run.exit_code())  # (typer.Exit's code is swallowed by app(standalone_mode=False))
+    sys.exit(run.exit_code(fail_on.value))  # (typer.Exit's code is swallowed by app(standalone_mode=False))

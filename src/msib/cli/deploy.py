@@ -147,7 +147,8 @@ def summary_table(result: DeployResult) -> Table:
 
 def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | None,
                    vars_files: Sequence[Path], console: Console, out: Console, as_json: bool,
-                   step_timeout: float = DEFAULT_STEP_TIMEOUT_S) -> DeployResult:
+                   step_timeout: float = DEFAULT_STEP_TIMEOUT_S, allow_unverified_hosts: bool = False,
+                   allow_lockout: bool = False) -> DeployResult:
     """Validate the arguments, run the deploy with a live display, print the summary."""
     if engine not in ENGINES:  # narrows str to Engine below
         raise InputError("--engine", f"unknown engine {engine!r}", fix="pyinfra or ansible")
@@ -159,7 +160,8 @@ def deploy_command(inventory: Path, engine: str, *, check: bool, limit: str | No
     live = Live(console=console, transient=True, refresh_per_second=8, auto_refresh=console.is_terminal)
     with live, LiveProgress(live if console.is_terminal else None, console) as progress:
         result = run_deploy(inventory, engine, check=check, limit=limit, extra_vars=extra,
-                            progress=progress, step_timeout=step_timeout)
+                            progress=progress, step_timeout=step_timeout,
+                            allow_unverified_hosts=allow_unverified_hosts, allow_lockout=allow_lockout)
     (console if as_json else out).print(summary_table(result))
     return result
 
@@ -176,10 +178,26 @@ def deploy_cmd(
     step_timeout: Annotated[float, typer.Option(
         "--step-timeout", help="Seconds one step may run on a host before that host fails (the others go on).",
     )] = DEFAULT_STEP_TIMEOUT_S,
+    allow_unverified_hosts: Annotated[bool, typer.Option(
+        "--allow-unverified-hosts",
+        help="Accept --vars that change how hosts are connected to or their keys checked (ssh_*, ansible_*).",
+    )] = False,
+    allow_lockout: Annotated[bool, typer.Option(
+        "--allow-lockout", help="Accept firewall_guard: false in --vars (a ruleset may cut the management path).",
+    )] = False,
 ) -> None:
-    """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible."""
+    """Deploy the collector, ids_sensor and firewall roles of an inventory with pyinfra or Ansible.
+
+    One deploy of an inventory at a time: a second one exits 75 at once. Exit 0 done, 1 a host
+    failed, 2 bad input, 75 another deploy of the inventory is running.
+    """
+    from msib.cli.runs import record_run
+
+    started = time.time()
     summary = deploy_command(inventory, engine, check=check, limit=limit, vars_files=vars_file or [],
-                             console=console, out=out, as_json=as_json, step_timeout=step_timeout)
+                             console=console, out=out, as_json=as_json, step_timeout=step_timeout,
+                             allow_unverified_hosts=allow_unverified_hosts, allow_lockout=allow_lockout)
+    record_run(inventory, "deploy", summary.to_json(), ok=summary.ok, started=started)
     if as_json:
         print_json(summary.to_json())
     if not summary.ok:

@@ -109,3 +109,41 @@ def lab_ssh(
     lab = lab_from_files(site, lab_dir)
     argv = lab.ssh_argv(name, list(ctx.args))
     os.execvp(argv[0], argv)
+
+
+@lab_app.command("fleet")
+def lab_fleet(
+    out_dir: Annotated[Path, typer.Option("--out", help="The fleet directory to write (or refresh).")],
+    site: LabPlanOpt = DEFAULT_LAB_SITE,
+    lab_dir: LabDirOpt = None,
+    second: Annotated[Path, typer.Option("--second-site", help="Site plan of the lab's second SB.")] = Path(
+        "inventories/lab-akm/site.yml"),
+    second_dir: Annotated[Path, typer.Option("--second-dir", help="State directory of the second SB's lab.")] = Path(
+        "/var/lib/msib-lab-akm"),
+) -> None:
+    """Write a fleet directory of the running labs: the shared lab and the second SB (inventories/lab-fleet)."""
+    from msib.lab.fleet import write_lab_fleet
+
+    labs = [lab_from_files(site, lab_dir), lab_from_files(second, second_dir)]
+    path = write_lab_fleet(out_dir, labs)
+    console.print(f"[green]wrote[/] {path} and sbs/{{{','.join(lab.plan.code for lab in labs)}}}", highlight=False)
+
+
+@lab_app.command("object-logging")
+def lab_object_logging(
+    names: Annotated[list[str], typer.Argument(help="Object hosts of the lab.")],
+    stop: Annotated[bool, typer.Option("--stop", help="Stop their logging (they fall silent).")] = False,
+    every: Annotated[float, typer.Option("--every", help="Seconds between two heartbeats.")] = 5.0,
+    site: LabPlanOpt = DEFAULT_LAB_SITE,
+    lab_dir: LabDirOpt = None,
+) -> None:
+    """Object hosts send a syslog heartbeat to their collector every few seconds (--stop: they fall silent)."""
+    from msib.lab.sources import start_object_logging, stop_object_logging
+
+    lab = lab_from_files(site, lab_dir)
+    for name in names:
+        if stop:
+            stop_object_logging(lab, name)
+        else:
+            start_object_logging(lab, name, every=every)
+        console.print(f"{name}: logging {'stopped' if stop else f'every {every:g} s'}", highlight=False)

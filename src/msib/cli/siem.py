@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -29,6 +30,9 @@ def siem_sync(
                                   help="Vault password file.")
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per connect/read/write.")] = 30.0,
+    system_ca: Annotated[bool, typer.Option(
+        "--system-ca", help="Verify the SIEM against the system's trust store when no CA is configured.",
+    )] = False,
 ) -> None:
     """Reconcile the SIEM with the inventory: register what is missing, deregister what left, nothing else.
 
@@ -37,10 +41,15 @@ def siem_sync(
     """
     from msib.siem.sync import describe, run_sync
 
+    started = time.time()
     result, inv, api_url = run_sync(
         inventory, dry_run=dry_run, url=url, ca_file=ca_file, vault_file=vault_file,
-        vault_password_file=vault_password_file, timeout=timeout,
+        vault_password_file=vault_password_file, timeout=timeout, system_ca=system_ca,
     )
+    if not dry_run:  # registration changes at the SIEM, for the quarterly report
+        from msib.cli.runs import record_run
+
+        record_run(inventory, "siem_sync", result.as_json(), ok=True, started=started)
     if as_json:
         print_json(result.as_json())
         return

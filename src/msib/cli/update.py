@@ -63,6 +63,10 @@ def update_cmd(
         console.print(f"[yellow]refused:[/] {rich_markup(exc)}", highlight=False, soft_wrap=True)
         sys.exit(up.EXIT_LOCKED)
     summary = run.as_json()
+    from msib.cli.runs import record_run
+
+    record_run(inventory, "update", {k: summary[k] for k in ("changed", "failures", "seconds")},
+               ok=run.exit_code() == 0, started=run.started)
     if as_json:
         print_json(summary)
     else:

@@ -3,7 +3,7 @@
 ``msib contain`` puts an address (or network) on the firewalls of the circuit(s) it lives in:
 
 * nftables firewalls (group ``firewall``): an element with a timeout in the named set
-  ``inet msib msib_blocked`` (the ruleset's containment rules drop what matches, with counters);
+  ``inet msib_contain msib_blocked`` (the ruleset's containment rules drop what matches, with counters);
   the kernel removes it when the timeout passes (:mod:`.nft`);
 * vendor firewalls (group ``netdev``): the deny entries of the ``MSIB-CONTAIN`` ACL through
   :meth:`msib.netdev.NetDevice.block`; IOS has no per-entry expiry, so msib keeps the expiry in

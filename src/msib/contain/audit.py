@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from msib.contain.request import ENV_AUDIT, ContainError, IPv4Net
+from msib.errors import InputError
 
 
 def default_audit_path(inventory_dir: Path) -> Path:
@@ -72,8 +73,25 @@ class AuditLog:
         finally:
             os.close(fd)
 
-    def append(self, record: Mapping[str, Any]) -> None:
+    def append(self, record: Mapping[str, Any], *, before_change: bool = False) -> None:
+        """Append one record (one ``write``, fsynced).
+
+        Raises:
+            InputError: `before_change` (the intent of a run) and the log cannot be written: nothing
+                was changed (exit 2).
+            ContainError: the log cannot be written after a change (exit 1).
+        """
         line = (json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n").encode()
+        try:
+            self._write(line)
+        except OSError as exc:
+            if before_change:
+                raise InputError(str(self.path), f"cannot write the audit log ({exc.strerror}): nothing was changed",
+                                 fix="make it writable; msib changes no firewall it cannot account for") from None
+            raise ContainError(f"{self.path}: cannot write the audit record after the change ({exc.strerror}): "
+                               f"{record.get('action')} {record.get('address')}") from None
+
+    def _write(self, line: bytes) -> None:
         created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -121,19 +139,38 @@ def held_blocks(records: Sequence[Mapping[str, Any]]) -> dict[tuple[str, IPv4Net
 
     A block record whose firewall result is added/extended sets (firewall, network) → expiry; a
     release or expire record whose result is removed/absent clears it. ``present`` keeps what was
-    recorded before (an entry someone else made is not adopted).
+    recorded before (an entry someone else made is not adopted). A block's intent whose firewall
+    has no outcome in the log (the run was killed half-way) counts as held until its intended
+    expiry: the entry may be on the device, and the next sweep after that expiry removes it.
     """
     held: dict[tuple[str, IPv4Net], Held] = {}
+    # (run, firewall, network) -> what an intent asked for, until that firewall's outcome is recorded
+    unresolved: dict[tuple[str, str, IPv4Net], Held] = {}
     for rec in records:
         try:
             net = IPv4Net(rec["address"])
         except (KeyError, ValueError):
             continue
+        run = str(rec.get("run") or "")
         for fw in rec.get("firewalls") or []:
             key = (str(fw.get("name")), net)
             result = fw.get("result")
+            if rec.get("phase") == "intent":
+                if rec.get("action") == "block" and run:
+                    unresolved[(run, *key)] = Held(key[0], net, from_iso(fw.get("expires")), rec.get("reason"))
+                continue
+            unresolved.pop((run, *key), None)
             if rec.get("action") == "block" and result in ("added", "extended"):
                 held[key] = Held(key[0], net, from_iso(fw.get("expires")), rec.get("reason"))
             elif rec.get("action") in ("release", "expire") and result in ("removed", "absent"):
                 held.pop(key, None)
+            else:
+                continue
+            # a later definitive outcome on this firewall supersedes what an unfinished run intended
+            for stale in [k for k in unresolved if k[1:] == key]:
+                del unresolved[stale]
+    for h in unresolved.values():
+        prior = held.get((h.firewall, h.network))
+        if prior is None or (prior.expires is not None and (h.expires is None or h.expires > prior.expires)):
+            held[(h.firewall, h.network)] = h
     return held

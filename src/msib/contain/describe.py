@@ -9,7 +9,7 @@ from msib.contain.run import BlockList, ContainRun
 _VERB = {"added": "blocked", "extended": "blocked, expiry extended", "present": "unchanged",
          "removed": "released", "absent": "unchanged", "would-add": "would block",
          "would-extend": "would extend the expiry", "would-remove": "would release",
-         "conflict": "CONFLICT", "error": "FAILED"}
+         "conflict": "CONFLICT", "error": "FAILED", "pending": "pending"}
 
 
 def describe(run: ContainRun) -> list[str]:

@@ -26,7 +26,7 @@ class NftElement:
 
 
 def parse_nft_set(text: str) -> tuple[NftElement, ...]:
-    """The elements of ``nft -j list set inet msib msib_blocked`` output.
+    """The elements of ``nft -j list set inet msib_contain msib_blocked`` output.
 
     Raises:
         ContainError: not that output, or the set is missing.
@@ -86,7 +86,7 @@ def nft_block(current: Sequence[NftElement], target: IPv4Net, ttl_s: int) -> Nft
     element overlapping `target` → ``conflict`` (interval sets refuse overlaps; release it first).
 
     >>> nft_block([], IPv4Net("198.18.16.100/32"), 60).script
-    'add element inet msib msib_blocked { 198.18.16.100 timeout 60s }\\n'
+    'add element inet msib_contain msib_blocked { 198.18.16.100 timeout 60s }\\n'
     """
     t_set = f"{' '.join(NFT_TABLE)} {NFT_SET}"
     add = f"add element {t_set} {{ {_nft_elem(target)} timeout {ttl_s}s }}\n"
@@ -132,7 +132,8 @@ class NftRemote:
         control = self.workdir / "cm"
         control.mkdir(mode=0o700)
         self.config = self.workdir / "ssh_config"
-        ssh = replace(inv.ssh, user=inv.ssh.user or "root")
+        verified = inv.ssh.verified()
+        ssh = replace(verified, user=verified.user or "root")
         self.user = str(ssh.user)
         self.firewalls = list(firewalls)
         self.config.write_text(ssh.run_config(firewalls, control, persist="30s",

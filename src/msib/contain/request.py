@@ -12,8 +12,9 @@ from msib.errors import InputError, MsibError
 
 IPv4Net = ipaddress.IPv4Network
 
-#: the nftables set the firewall role declares (roles/firewall/templates/ruleset.nft.j2)
-NFT_TABLE = ("inet", "msib")
+#: the nftables table and set the firewall role declares for containment (roles/firewall/templates/ruleset.nft.j2):
+#: a table of its own, never deleted by a ruleset change, so a block keeps its expiry
+NFT_TABLE = ("inet", "msib_contain")
 NFT_SET = "msib_blocked"
 #: longest TTL accepted (a block is an emergency measure, not a policy)
 MAX_TTL_S = 30 * 86400
@@ -31,7 +32,7 @@ Platform = Literal["nftables", "cisco_ios"]
 Action = Literal["block", "release", "expire", "refused"]
 #: what happened on one firewall
 Result = Literal["added", "extended", "present", "removed", "absent", "would-add", "would-extend",
-                 "would-remove", "conflict", "error"]
+                 "would-remove", "conflict", "error", "pending"]
 CHANGED: frozenset[str] = frozenset({"added", "extended", "removed"})
 FAILED: frozenset[str] = frozenset({"conflict", "error"})
 

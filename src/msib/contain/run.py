@@ -1,14 +1,18 @@
 """`msib contain`: block or release an address on every firewall of its circuit(s), and list what is blocked.
 
-Every run holds the audit log's lock, sweeps expired vendor entries first, acts on each firewall
-on its own (a firewall that fails is reported, the others go on) and appends one record.
+Every run holds the audit log's lock and sweeps expired vendor entries first. It is write-ahead: the
+intent is recorded before any firewall is touched, the outcome of each firewall right after it, and
+the run's outcome last, so a run killed half-way leaves what the next run needs (a vendor entry is
+swept at its intended expiry even if its outcome was never written). Each firewall is acted on by
+itself: whatever it raises (an SSH error, netmiko's OSError or EOFError) is its outcome, the others go on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -65,6 +69,7 @@ class ContainRun:
     swept: tuple[FirewallOutcome, ...] = ()
     audit: Path | None = None
     at: float = field(default_factory=time.time)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property
     def changed(self) -> bool:
@@ -87,12 +92,14 @@ class ContainRun:
     def exit_code(self) -> int:
         return 2 if self.action == "refused" else (0 if self.ok else 1)
 
-    def record(self) -> dict[str, Any]:
-        """The audit record of this action."""
-        return {"ts": iso(self.at), "action": self.action, **who(), "address": str(self.address),
-                "circuits": list(self.circuits), "ttl_s": self.ttl_s, "expires": iso(self.expires),
-                "reason": self.reason, "outcome": self.outcome, "check": self.check,
-                "firewalls": [f.to_json() for f in self.firewalls]}
+    def record(self, phase: str = "outcome") -> dict[str, Any]:
+        """The audit record of this action: its ``intent`` (before any change: every firewall ``pending``),
+        one firewall's outcome (``firewall``, right after it) or the run's ``outcome`` (last)."""
+        outcome = {"intent": "pending", "firewall": "partial-run"}.get(phase, self.outcome)
+        return {"ts": iso(time.time() if phase != "outcome" else self.at), "action": self.action, "phase": phase,
+                "run": self.run_id, **who(), "address": str(self.address), "circuits": list(self.circuits),
+                "ttl_s": self.ttl_s, "expires": iso(self.expires), "reason": self.reason, "outcome": outcome,
+                "check": self.check, "firewalls": [f.to_json() for f in self.firewalls]}
 
     def to_json(self) -> dict[str, Any]:
         return {**self.record(), "exit_code": self.exit_code(), "swept": [f.to_json() for f in self.swept],
@@ -183,8 +190,8 @@ def _block_one(r: _Runner, fw: Firewall, target: IPv4Net, ttl_s: int, now: float
             return FirewallOutcome(fw.name, fw.platform, "would-extend" if check else "extended",
                                    f"expiry extended (was {iso(prior.expires)})", now + ttl_s)
         return FirewallOutcome(fw.name, fw.platform, "present", "already blocked", prior.expires)
-    except MsibError as exc:
-        return FirewallOutcome(fw.name, fw.platform, "error", str(exc))
+    except Exception as exc:  # one firewall's failure, whatever it is, is its outcome: the others go on
+        return FirewallOutcome(fw.name, fw.platform, "error", _why(exc))
 
 
 def _release_one(r: _Runner, fw: Firewall, target: IPv4Net, check: bool) -> FirewallOutcome:
@@ -205,8 +212,15 @@ def _release_one(r: _Runner, fw: Firewall, target: IPv4Net, check: bool) -> Fire
             return FirewallOutcome(fw.name, fw.platform, "would-remove" if check else "removed",
                                    "; ".join(x.strip() for x in res.lines))
         return FirewallOutcome(fw.name, fw.platform, "absent", "not blocked")
-    except MsibError as exc:
-        return FirewallOutcome(fw.name, fw.platform, "error", str(exc))
+    except Exception as exc:  # as for a block: this firewall's outcome, the others go on
+        return FirewallOutcome(fw.name, fw.platform, "error", _why(exc))
+
+
+def _why(exc: Exception) -> str:
+    """An error as one line: msib's own message, else the exception's type and text (netmiko, OS)."""
+    if isinstance(exc, MsibError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}".strip().rstrip(":") or type(exc).__name__
 
 
 def _due(inv: ContainInventory, log: AuditLog, now: float) -> list[Held]:
@@ -253,6 +267,24 @@ def _session(inv: ContainInventory, log: AuditLog, firewalls: Sequence[Firewall]
             yield runner, now, _sweep(inv, log, runner, due, now, check)
         finally:
             runner.close()
+
+
+def _write_ahead(log: AuditLog, run: ContainRun, firewalls: Sequence[Firewall],
+                 act: Callable[[Firewall], FirewallOutcome]) -> ContainRun:
+    """Act on each firewall in turn: the intent recorded before the first change, each firewall's outcome
+    right after it, the run's outcome last (nothing recorded in check mode)."""
+    if not run.check:
+        pending = tuple(FirewallOutcome(f.name, f.platform, "pending", expires=run.expires) for f in firewalls)
+        log.append(replace(run, firewalls=pending).record("intent"), before_change=True)
+    outcomes: list[FirewallOutcome] = []
+    for f in firewalls:
+        outcomes.append(act(f))
+        if not run.check:
+            log.append(replace(run, firewalls=(outcomes[-1],)).record("firewall"))
+    done = replace(run, firewalls=tuple(outcomes))
+    if not run.check:
+        log.append(done.record())
+    return done
 
 
 def _refused_run(inv: ContainInventory, log: AuditLog, target: IPv4Net, circuits: tuple[str, ...], why: str,
@@ -304,12 +336,9 @@ def contain(inventory: Path, address: str, *, ttl: str = DEFAULT_TTL, circuits: 
         raise InputError(str(inventory / "hosts.yml"), f"no firewalls in circuit(s) {', '.join(chosen)}")
     with _session(inv, log, firewalls, opts, check) as (runner, now, swept):
         held = held_blocks(log.records())
-        outcomes = tuple(_block_one(runner, f, target, ttl_s, now, check, held) for f in firewalls)
-        run = ContainRun("block", target, chosen, outcomes, check=check, ttl_s=ttl_s, expires=now + ttl_s,
+        run = ContainRun("block", target, chosen, (), check=check, ttl_s=ttl_s, expires=now + ttl_s,
                          reason=reason, swept=swept, audit=log.path, at=now)
-        if not check:
-            log.append(run.record())
-    return run
+        return _write_ahead(log, run, firewalls, lambda f: _block_one(runner, f, target, ttl_s, now, check, held))
 
 
 def release(inventory: Path, address: str, *, circuits: Sequence[str] = (), reason: str | None = None,
@@ -326,12 +355,9 @@ def release(inventory: Path, address: str, *, circuits: Sequence[str] = (), reas
     firewalls = inv.firewalls_of(chosen)
     log = AuditLog(opts.audit_log or default_audit_path(inventory))
     with _session(inv, log, firewalls, opts, check) as (runner, now, swept):
-        outcomes = tuple(_release_one(runner, f, target, check) for f in firewalls)
-        run = ContainRun("release", target, chosen, outcomes, check=check, reason=reason, swept=swept,
-                         audit=log.path, at=now)
-        if not check:
-            log.append(run.record())
-    return run
+        run = ContainRun("release", target, chosen, (), check=check, reason=reason, swept=swept, audit=log.path,
+                         at=now)
+        return _write_ahead(log, run, firewalls, lambda f: _release_one(runner, f, target, check))
 
 
 @dataclass(frozen=True)
@@ -388,8 +414,8 @@ def list_blocks(inventory: Path, *, opts: Options = Options()) -> BlockList:
                         for net in dev.blocks():
                             h = held.get((fw.name, net))
                             seen.setdefault(net, {})[fw.name] = h.expires if h else None
-            except MsibError as exc:
-                errors.append(FirewallOutcome(fw.name, fw.platform, "error", str(exc)))
+            except Exception as exc:  # one firewall that cannot be read does not hide the others
+                errors.append(FirewallOutcome(fw.name, fw.platform, "error", _why(exc)))
     # why: the record that put the block on a firewall (a later identical run does not erase it)
     reasons = {net: h.reason for (_fw, net), h in held.items() if h.reason}
     blocks = []

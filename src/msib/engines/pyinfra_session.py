@@ -90,6 +90,7 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
     state.add_callback_handler(Callback())  # type: ignore[no-untyped-call]
     deploys = _deploys()
     _forget_ssh_files()
+    run_error: str | None = None
     try:
         # "No hosts remaining!" when every host failed to connect: each has its error from the callback
         with contextlib.suppress(PyinfraError):
@@ -121,10 +122,8 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
         if not check and state.active_hosts:
             try:
                 run_ops(state)
-            except PyinfraError as exc:  # "No hosts remaining!": every host failed; counted below
-                for h in hosts:
-                    if not result.hosts[h.name].error and state.inventory.get_host(h.name) in state.failed_hosts:
-                        result.hosts[h.name].error = str(exc)
+            except PyinfraError as exc:  # "No hosts remaining!": every host failed; each says why below
+                run_error = str(exc)
     finally:
         disconnect_all(state)
     for host in state.inventory:
@@ -135,14 +134,28 @@ def run(inv: Inventory, hosts: Sequence[Appliance], *, check: bool, extra_vars: 
         for op_hash, op_data in state.ops.get(host, {}).items():
             meta = op_data.operation_meta
             if check:
-                hr.count("changed" if meta._maybe_is_change else "unchanged")
+                hr.count("changed" if meta._maybe_is_change and _would_run(op_data) else "unchanged")
             elif not meta.is_complete() or meta.did_error():
                 hr.count("failed")
                 if meta.is_complete() and hr.error is None:
                     hr.error = _failure(state, op_hash, meta, took.get((host.name, op_hash)), step_timeout)
             else:
                 hr.count("changed" if meta.did_change() else "unchanged")
+        if hr.failed and hr.error is None:  # a host that failed without a step to blame
+            hr.error = run_error or "failed"
     return result
+
+
+def _would_run(op_data: Any) -> bool:
+    """Whether an operation's ``_if`` conditions hold, asked in check mode (pyinfra only asks when running).
+
+    The deploys' conditions (``deploy._msib.changed``) answer "would change" for operations that did
+    not run, so a restart counts as a change in ``--check`` only when what it depends on would change.
+    """
+    conditions = op_data.global_arguments.get("_if")
+    if not conditions:
+        return True
+    return all(c() for c in (conditions if isinstance(conditions, list) else [conditions]))
 
 
 def _forget_ssh_files() -> None:

@@ -75,6 +75,7 @@ def _appliance_vars(app: Appliance) -> dict[str, Any]:
         "capture_interface": app.capture_interface,
         "platform": app.effective_platform if app.role == "firewall" else None,
         "port": app.port,
+        "release": app.release,
     }
 
 
@@ -186,6 +187,8 @@ def inventory_model(
             host["ansible_port"] = app.port
         host["msib_circuit"] = cname
         host["msib_appliance"] = _appliance_vars(app)
+        if app.suricata_major is not None:  # the role's own variable: --vars may still override it
+            host["ids_sensor_suricata_major"] = app.suricata_major
         group: str = app.role if app.is_linux else "netdev"
         if group == "netdev":
             host["msib_device_type"] = app.effective_platform

@@ -1,7 +1,8 @@
 """The Lab: one lab on this machine, brought up, reset, checked and torn down as a whole.
 
-Real Debian 12 hosts on one machine, shaped by a site plan: each host has its own network
-namespace and addresses in 198.18.0.0/15, its own overlay root filesystem over one cached base,
+Real Debian 12 and 13 hosts on one machine, shaped by a site plan (which release each appliance
+runs; lab.yml for the lab's own hosts): each host has its own network namespace and addresses in
+198.18.0.0/15, its own overlay root filesystem over the cached base image of its release,
 systemd as PID 1 (systemd-nspawn), a real sshd with a pinned host key, and apt through the lab's
 own package proxy (nginx, :mod:`msib.lab.mirror`). See inventories/lab/lab.yml for the topology
 and /work/shared/spec/lab.md for the recipe this follows.
@@ -29,7 +30,7 @@ import yaml
 from msib.errors import InputError, LabError
 from msib.lab.hosts import BOOT_TIMEOUT_S, SUPERVISOR, HostRunner
 from msib.lab.mirror import Mirror, PackageProxy
-from msib.lab.network import links, namespaces, net_down, net_up
+from msib.lab.network import guard_routes, links, namespaces, net_down, net_up
 from msib.lab.plan import LabHost, LabSpec, build_topology, load_spec
 from msib.lab.system import Quiet, Reporter, cgroup_roots, debian_mirrors, run
 from msib.site import SitePlan, load_site
@@ -166,7 +167,7 @@ class Lab:
             return
         self.down(progress=Quiet())
         t0 = time.monotonic()
-        base = self.runner.ensure_base(rep)
+        bases = self.runner.ensure_bases(rep)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)
         (self.state_dir / "supervisor.sh").write_text(SUPERVISOR)
@@ -185,7 +186,7 @@ class Lab:
             net_up(self.topology, self.spec.name, self.controller_address)
             self.package_proxy.start()
             for h in self.hosts:
-                self.runner.start(h, base, pubkey)
+                self.runner.start(h, bases, pubkey)
             self._write_client_files()
             deadline = time.monotonic() + BOOT_TIMEOUT_S
             with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(self.hosts))) as pool:
@@ -210,11 +211,11 @@ class Lab:
         if not self.is_up():
             raise LabError("the lab is not up: run `msib lab up` first")
         hosts = [self.host(n) for n in names] if names else list(self.hosts)
-        base = self.runner.ensure_base(rep)
+        bases = self.runner.ensure_bases(rep)
         pubkey = Path(str(self.identity) + ".pub").read_text()
         for h in hosts:
             self.runner.teardown([h], host=h.name)
-            self.runner.start(h, base, pubkey)
+            self.runner.start(h, bases, pubkey)
         self._write_client_files()
         deadline = time.monotonic() + BOOT_TIMEOUT_S
         with concurrent.futures.ThreadPoolExecutor(max_workers=min(16, len(hosts))) as pool:
@@ -246,7 +247,7 @@ class Lab:
         """What `msib lab status --json` prints."""
         return {
             "hosts": [{"name": h.name, "role": h.role, "circuit": h.circuit, "address": str(h.address),
-                       "up": self.runner.running(h)} for h in self.hosts],
+                       "release": h.release, "up": self.runner.running(h)} for h in self.hosts],
             "ssh_config": str(self.ssh_config),
             "known_hosts": str(self.known_hosts),
             "inventory": str(self.inventory_dir),
@@ -278,6 +279,7 @@ class Lab:
         found: list[str] = []
         found += [f"netns {ns}" for ns in namespaces(self.spec.name)]
         found += [f"link {name}" for name in links(self.spec.name)]
+        found += [f"route {r}" for r in guard_routes(self.spec.name)]
         found += [f"mount {m}" for m in self.runner.mounts()]
         found += [f"process {p}" for p in self.runner.cgroup_procs()]
         cgroup = self.runner.cgroup_name

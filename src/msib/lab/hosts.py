@@ -1,8 +1,8 @@
-"""The lab's hosts: the cached base image, each host's overlay root, its boot and its end.
+"""The lab's hosts: the cached base images, each host's overlay root, its boot and its end.
 
-A Linux host is a booted Debian 12 (systemd-nspawn with systemd as PID 1, kept up by a small
-supervisor across reboots) on an overlay of the base image; a vendor device is msib's IOS
-simulator (:mod:`msib.lab.devsim`). Each host's processes live in its own cgroup, so that
+A Linux host is a booted Debian 12 or 13, as its plan says (systemd-nspawn with systemd as PID 1,
+kept up by a small supervisor across reboots), on an overlay of that release's base image; a
+vendor device is msib's IOS simulator (:mod:`msib.lab.devsim`). Each host's processes live in its own cgroup, so that
 tearing it down leaves nothing behind.
 """
 
@@ -22,11 +22,12 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from msib import releases
 from msib.errors import LabError
 from msib.fsutil import atomic_write
 from msib.lab.mirror import APT_TIMEOUT_S
 from msib.lab.plan import LabHost
-from msib.lab.system import SUITE, Reporter, cgroup_roots, debian_mirrors, pid_alive, read_pid, run
+from msib.lab.system import Reporter, cgroup_roots, debian_mirrors, pid_alive, read_pid, run
 from msib.site import SitePlan
 
 # What every lab host has before any role runs: what a freshly installed Debian server has.
@@ -67,44 +68,62 @@ class HostRunner:
 
     # -- base image -----------------------------------------------------------------------------
 
-    def base_dir(self) -> Path:
-        """The cached base root filesystem: one per release, package list, mirrors and supervisor."""
+    def base_dir(self, release: str) -> Path:
+        """The cached base root filesystem of `release`: one per release, package list, mirrors and supervisor."""
         mirrors = debian_mirrors()
-        key = json.dumps([SUITE, BASE_PACKAGES, mirrors, SUPERVISOR, 2], sort_keys=True)
-        return self.cache_dir / f"base-{SUITE}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        key = json.dumps([release, BASE_PACKAGES, mirrors, SUPERVISOR, 2], sort_keys=True)
+        return self.cache_dir / f"base-{release}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
-    def ensure_base(self, progress: Reporter) -> Path:
-        """Build the base root filesystem once (mmdebstrap) and cache it."""
-        base = self.base_dir()
+    def releases(self) -> list[str]:
+        """The releases the lab's Linux hosts run, each once."""
+        return sorted({h.release for h in self.hosts if h.release})
+
+    def ensure_bases(self, progress: Reporter) -> dict[str, Path]:
+        """The base root filesystem of every release the lab's hosts run (built when missing)."""
+        return {r: self.ensure_base(r, progress) for r in self.releases()}
+
+    def ensure_base(self, release: str, progress: Reporter) -> Path:
+        """Build the base root filesystem of `release` once (mmdebstrap) and cache it.
+
+        The machine's own mirror serves every release's suites (main, -updates, -security,
+        -backports): its URLs come from the machine's apt sources, the suites from the release.
+        """
+        base = self.base_dir(release)
         if (base / "etc/os-release").exists():
             return base
         m = debian_mirrors()
-        progress.print(f"building the base image (Debian {SUITE}, mmdebstrap) into {base} ...")
+        backports = releases.get(release).backports
+        progress.print(f"building the base image ({releases.get(release).name}, mmdebstrap) into {base} ...")
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = base.with_name(base.name + ".tmp")
+        # an interrupted build leaves mmdebstrap's /proc, /sys and /dev mounts inside: mmdebstrap
+        # refuses a non-empty target, so they go before the half-built tree does
+        with open("/proc/self/mounts") as f:
+            unmount(mounts_under(tmp, f.read()))
         shutil.rmtree(tmp, ignore_errors=True)
         sources = [
-            f"deb {m['main']} {SUITE} main",
-            f"deb {m['main']} {SUITE}-updates main",
-            f"deb {m['security']} {SUITE}-security main",
-            f"deb {m['main']} {SUITE}-backports main",
+            f"deb {m['main']} {release} main",
+            f"deb {m['main']} {release}-updates main",
+            f"deb {m['security']} {release}-security main",
+            f"deb {m['main']} {backports} main",
         ]
         hooks = [
             'rm -f "$1"/etc/ssh/ssh_host_*',
             # apt-daily timers grab the dpkg lock mid-run; an appliance gets updates from msib
             'for t in apt-daily.timer apt-daily-upgrade.timer; do ln -sf /dev/null "$1/etc/systemd/system/$t"; done',
-            # units that cannot work in a container and would leave the system "degraded"
+            # units that cannot work in a container and would leave the system "degraded" (those a
+            # release does not have are masked all the same: harmless)
             'for u in systemd-networkd-wait-online.service systemd-timesyncd.service getty@tty1.service; '
             'do ln -sf /dev/null "$1/etc/systemd/system/$u"; done',
             'echo "" > "$1/etc/machine-id"',
         ]
         argv = ["mmdebstrap", "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
                 "--skip=cleanup/apt/lists", "--aptopt=Acquire::Retries \"3\"",
-                *[f"--customize-hook={h}" for h in hooks], SUITE, str(tmp), *sources]
+                *[f"--customize-hook={h}" for h in hooks], release, str(tmp), *sources]
         t0 = time.monotonic()
         run(argv, timeout=900)
         tmp.rename(base)
-        progress.print(f"base image built in {time.monotonic() - t0:.0f}s")
+        progress.print(f"base image of {release} built in {time.monotonic() - t0:.0f}s")
         return base
 
     # -- hosts ----------------------------------------------------------------------------------
@@ -184,12 +203,13 @@ class HostRunner:
             return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True, preexec_fn=enter_cgroup)
 
-    def start(self, h: LabHost, base: Path, pubkey: str) -> None:
-        """Start one host: a booted Debian system, or for a vendor device msib's simulator."""
+    def start(self, h: LabHost, bases: dict[str, Path], pubkey: str) -> None:
+        """Start one host: a booted Debian system of its release, or for a vendor device msib's simulator."""
         if h.role == "device":
             self.start_device(h)
         else:
-            self.boot(h, self.prepare_root(h, base, pubkey))
+            assert h.release is not None, h.name
+            self.boot(h, self.prepare_root(h, bases[h.release], pubkey))
 
     def host_key_pub(self, h: LabHost) -> Path:
         if h.role == "device":
@@ -290,14 +310,8 @@ class HostRunner:
                 top.rmdir()
 
     def mounts(self, host: str | None = None) -> list[str]:
-        hosts_dir = str(self.state_dir / "hosts" / host if host else self.state_dir / "hosts") + "/"
-        out = []
         with open("/proc/self/mounts") as f:
-            for line in f:
-                target = line.split()[1].replace("\\040", " ")
-                if target.startswith(hosts_dir):
-                    out.append(target)
-        return sorted(out, key=len, reverse=True)
+            return mounts_under(self.state_dir / "hosts" / host if host else self.state_dir / "hosts", f.read())
 
     def teardown(self, hosts: list[LabHost], host: str | None = None) -> None:
         """Power hosts off (SIGTERM to nspawn), kill what is left in their cgroups, unmount them.
@@ -322,6 +336,25 @@ class HostRunner:
             if sup:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(sup, signal.SIGKILL)
-        for target in self.mounts(host):
-            if run(["umount", target], check=False).returncode != 0:
-                run(["umount", "-l", target], check=False)
+        unmount(self.mounts(host))
+
+
+def mounts_under(directory: Path, proc_mounts: str) -> list[str]:
+    """The mount points at or below `directory` in a /proc/self/mounts text, deepest first."""
+    top = str(directory).rstrip("/")
+    out = []
+    for line in proc_mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 2:
+            continue
+        target = fields[1].replace("\\040", " ")
+        if target == top or target.startswith(top + "/"):
+            out.append(target)
+    return sorted(out, key=len, reverse=True)
+
+
+def unmount(targets: Sequence[str]) -> None:
+    """Unmount each target (deepest first), lazily where a plain unmount is refused."""
+    for target in targets:
+        if run(["umount", target], check=False).returncode != 0:
+            run(["umount", "-l", target], check=False)

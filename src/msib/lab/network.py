@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import zlib
 from pathlib import Path
 
-from msib.lab.plan import Topology
+from msib.lab.plan import LAB_RANGE, Topology
 from msib.lab.system import ip, run, sysctl
 
 
@@ -15,8 +16,25 @@ def veth(lab: str, idx: int, ifidx: int) -> str:
     return f"{lab}{idx}e{ifidx}"
 
 
+def guard_metric(lab: str) -> int:
+    """The metric of lab `lab`'s unreachable route for the whole lab range (one per lab, so labs side
+    by side each add and remove their own)."""
+    return 40000 + zlib.crc32(lab.encode()) % 20000
+
+
+def guard_routes(lab: str) -> list[str]:
+    """Lab `lab`'s guard route, if present on the machine."""
+    out = run(["ip", "-j", "route", "show", "type", "unreachable", str(LAB_RANGE)], check=False).stdout
+    return [f"unreachable {r.get('dst')} metric {r.get('metric')}" for r in json.loads(out or "[]")
+            if r.get("metric") == guard_metric(lab)]
+
+
 def net_up(topology: Topology, lab: str, controller_address: str) -> None:
     """Make the bridges, the namespaces, their interfaces, addresses and routes of `topology`."""
+    # Nothing the controller sends to the lab range leaves the machine: an address of the range
+    # that no lab route covers (a host's circuit-side address, say) is unreachable, not routed
+    # out of the default gateway (the lab's routes are more specific and win).
+    ip("route", "replace", "unreachable", str(LAB_RANGE), "metric", str(guard_metric(lab)))
     for br in topology.bridges:
         ip("link", "add", br.name, "type", "bridge")
         sysctl(f"net.ipv6.conf.{br.name}.disable_ipv6", "1")
@@ -69,3 +87,5 @@ def net_down(lab: str) -> None:
         Path("/run/netns", ns).unlink(missing_ok=True)
     for name in links(lab):
         ip("link", "delete", name, check=False)
+    if guard_routes(lab):
+        ip("route", "delete", "unreachable", str(LAB_RANGE), "metric", str(guard_metric(lab)), check=False)

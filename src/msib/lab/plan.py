@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from msib.errors import InputError
-from msib.site import SitePlan
+from msib.site import DebianRelease, SitePlan
 
 LabRole = Literal["collector", "ids_sensor", "firewall", "siem", "object", "device"]
 LAB_RANGE = ipaddress.ip_network("198.18.0.0/15")
@@ -44,6 +44,9 @@ class LabObject(_Strict):
 
 class LabSpec(_Strict):
     name: str = Field(default="msib", pattern=r"^[a-z][a-z0-9]{1,5}$")
+    # the Debian release of the lab's own hosts (SIEM, objects) and of appliances whose site plan
+    # entry names none
+    release: DebianRelease = "bookworm"
     controller: ipaddress.IPv4Interface
     proxy_port: int = Field(default=3142, ge=1024, le=65535)
     uplink: ipaddress.IPv4Network
@@ -84,6 +87,7 @@ class LabHost:
     routes: tuple[Route, ...]
     forwarding: bool = False
     console_only: bool = False  # objects: no management path, reached via ip netns (lab console)
+    release: str | None = None  # the Debian release it runs (None: a vendor device, no Debian)
 
     def netns(self, lab: str) -> str:
         return f"{lab}-{self.name}"
@@ -172,7 +176,8 @@ def build_topology(plan: SitePlan, spec: LabSpec) -> Topology:
                 ifaces.append(Iface("eth2", uplink.name,
                                     ipaddress.ip_interface(f"{app.uplink_address}/{spec.uplink.prefixlen}")))  # type: ignore[arg-type]
             forwarding = True
-        hosts.append(LabHost(app.name, role, cname, app.address, tuple(ifaces), tuple(routes), forwarding))  # type: ignore[arg-type]
+        hosts.append(LabHost(app.name, role, cname, app.address, tuple(ifaces), tuple(routes), forwarding,  # type: ignore[arg-type]
+                             release=None if role == "device" else (app.release or spec.release)))
 
     s = spec.siem
     _check_range("siem", s.address)
@@ -186,13 +191,14 @@ def build_topology(plan: SitePlan, spec: LabSpec) -> Topology:
         s.name, "siem", None, s.management_address,
         (Iface("eth0", uplink.name, ipaddress.ip_interface(f"{s.address}/{spec.uplink.prefixlen}")),  # type: ignore[arg-type]
          Iface("eth1", mgmt.name, ipaddress.ip_interface(f"{s.management_address}/{controller_net.prefixlen}"))),  # type: ignore[arg-type]
-        tuple(siem_routes)))
+        tuple(siem_routes), release=spec.release))
     for obj in spec.objects:
         if obj.circuit not in plan.circuits:
             raise InputError("lab.yml", f"object {obj.name}: no circuit {obj.circuit} in the site plan")
         routes = [Route(str(spec.uplink), "eth0", fw_lan[obj.circuit])] if obj.circuit in fw_lan else []
         hosts.append(LabHost(obj.name, "object", obj.circuit, obj.address,
-                             (lan_if(obj.circuit, obj.address, "eth0"),), tuple(routes), console_only=True))
+                             (lan_if(obj.circuit, obj.address, "eth0"),), tuple(routes), console_only=True,
+                             release=spec.release))
     names = [h.name for h in hosts]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
@@ -258,7 +264,7 @@ def write_synthetic_lab(directory: Path, *, name: str, collectors: int, octet: i
     lan, mgmt, ctl, up = f"198.19.{octet}", f"198.19.{octet + 1}", f"198.19.{octet + 2}", f"198.19.{octet + 3}"
     site = {
         "state_body": f"Synthetic lab {name}", "code": name,
-        "siem": {"syslog": {"host": f"{up}.10", "port": 6514, "transport": "tls"}},
+        "siem": {"syslog": {"host": f"{up}.10"}},  # the shipped default transport
         "circuits": {"internal": {
             "networks": [f"{p}.0/23"],
             "appliances": [{"name": f"col-{i + 1}", "role": "collector", "address": f"{mgmt}.{10 + i}",

@@ -6,10 +6,9 @@ import subprocess
 from pathlib import Path
 from typing import Any, Protocol
 
+from msib import releases
 from msib.errors import LabError
 from msib.lab.mirror import machine_mirrors
-
-SUITE = "bookworm"
 
 
 class Reporter(Protocol):
@@ -70,8 +69,8 @@ def read_pid(path: Path) -> int | None:
 
 
 def debian_mirrors() -> dict[str, str]:
-    """The machine's Debian mirrors (main archive and security) for the lab's release."""
-    return machine_mirrors((SUITE,))
+    """The machine's Debian mirrors (main archive and security): one mirror serves every release's suites."""
+    return machine_mirrors(releases.codenames())
 
 
 def cgroup_roots() -> list[Path]:

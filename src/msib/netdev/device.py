@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import os
 import re
 import socket
 from collections.abc import Callable, Sequence
@@ -245,10 +246,11 @@ class NetDevice:
         return self._show("show startup-config")
 
     def backup(self) -> BackupResult:
-        """Back up the running config to :attr:`backup_path` (diffable text, secrets masked, atomic).
+        """Back up the running config to :attr:`backup_path` (diffable text, secrets masked, atomic, 0600).
 
-        The file is only rewritten when the configuration changed, so a scheduler can commit the
-        backup directory to git and see real changes only.
+        The file is only rewritten when the configuration changed (its mtime says when it last did).
+        A backup is the device's whole configuration, its topology and ACLs included: keep it like
+        the credentials (0700 directories, 0600 files), never in a repository.
         """
         return self._write_backup(self.running_config())
 
@@ -264,7 +266,10 @@ class NetDevice:
             old = None
         if old == text:
             return BackupResult(self.name, path, False, digest)
-        atomic_write(path, text, mode=0o640)
+        for d in (self.backup_dir, path.parent):  # 0700: a backup says how the device is configured
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(d, 0o700)
+        atomic_write(path, text, mode=0o600, make_parents=False)
         log.info("%s: running config backed up to %s", self.name, path)
         return BackupResult(self.name, path, True, digest)
 
@@ -402,7 +407,7 @@ class NetDevice:
             restore_point = self.backup_path
         else:
             backup = None
-            atomic_write(restore_point, ioscfg.clean_config(running), mode=0o640)
+            atomic_write(restore_point, ioscfg.clean_config(running), mode=0o600)
         self._send(lines, restore_point)
         after = self.running_config()
         if converged is not None and not converged(after):

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from msib.netdev.masking import is_masked, mask_secrets
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Transport = Literal["udp", "tcp"]
 
@@ -29,54 +31,41 @@ Transport = Literal["udp", "tcp"]
 LEVELS: tuple[str, ...] = ("emergencies", "alerts", "critical", "errors", "warnings", "notifications",
                            "informational", "debugging")
 DEFAULT_TRAP = "informational"
-MASK = "<masked by msib>"
 
 _VOLATILE = re.compile(
     r"^(?:Building configuration\.\.\.|Current configuration\s*:.*|Using \d+ out of \d+ bytes.*"
     r"|! Last configuration change at .*|! NVRAM config last updated at .*"
     r"|! No configuration change since last restart.*|startup-config is not present)\s*$"
 )
-_SECRET = re.compile(
-    r"^(\s*(?:enable\s+(?:secret|password)|username\s+\S+(?:\s+\S+)*?\s+(?:secret|password)"
-    r"|snmp-server\s+community|key-string|tacacs-server\s+key|radius-server\s+key)\s+(?:\d+\s+)?)\S.*$"
-)
-
-
 def clean_config(text: str) -> str:
     """Normalise device output into the text kept as a backup: diffable and without secrets.
 
     Line ends become ``\\n``; the volatile header lines (``Building configuration...``, byte counts,
-    change timestamps) are dropped; secrets (``enable secret``, ``username ... secret``, keys,
-    SNMP communities) are replaced by a marker; leading blank lines and trailing spaces go.
+    change timestamps) are dropped; every secret :mod:`msib.netdev.masking` knows (passwords,
+    keys, communities, pre-shared keys, SNMPv3 auth/priv...) is replaced by a marker; leading blank
+    lines and trailing spaces go.
 
     Example:
         >>> clean_config("Building configuration...\\r\\n\\r\\nhostname r1 \\r\\nenable secret 9 $9$x\\r\\n")
         'hostname r1\\nenable secret 9 <masked by msib>\\n'
     """
     out: list[str] = []
+    parent: str | None = None  # the block a line is in: some secrets depend on it (`key 7 ...`)
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = raw.rstrip()
         if _VOLATILE.match(line):
             continue
         if not out and not line:
             continue
-        out.append(mask_secrets(line))
+        if line and not line[0].isspace():
+            parent = line
+        out.append(mask_secrets(line, parent))
     while out and not out[-1]:
         out.pop()
     # a lone "!" left at the top by the dropped timestamp comments
     while len(out) > 1 and out[0] == "!" and out[1] == "!":
         out.pop(0)
     return "\n".join(out) + "\n" if out else ""
-
-
-def mask_secrets(line: str) -> str:
-    """One configuration line with its secret replaced by :data:`MASK`."""
-    return _SECRET.sub(lambda m: m.group(1) + MASK, line)
-
-
-def is_masked(line: str) -> bool:
-    """True when the line carries a masked secret (never sent back to a device)."""
-    return MASK in line
 
 
 @dataclass(frozen=True)

@@ -377,8 +377,12 @@ def run_sync(
     vault_file: Path | None = None,
     vault_password_file: Path | None = None,
     timeout: float = 30.0,
+    system_ca: bool = False,
 ) -> tuple[SyncResult, SbInventory, str]:
     """What `msib siem sync` does: read the inventory and credentials, connect, sync.
+
+    The SIEM's certificate is verified against the site's CA (`ca_file`, else the inventory's); the
+    system's trust store only when asked (`system_ca`): a public CA vouches for anyone's name.
 
     Raises:
         InputError: bad inventory, arguments or credentials (exit 2).
@@ -391,6 +395,11 @@ def run_sync(
     if inventory.api_url is None:
         raise InputError(str(inventory_dir / "hosts.yml"), "no SIEM API URL", where="all.vars.msib_siem.api.url",
                          fix="set it in the site plan, or pass --url")
+    if inventory.ca_file is None and not system_ca:
+        raise InputError(str(inventory_dir / "hosts.yml"), "no CA for the SIEM's certificate",
+                         where="all.vars.msib_siem.api.ca_file",
+                         fix="set siem.ca_file in the site plan or pass --ca-file; --system-ca trusts the system's "
+                             "store instead (any public CA could then vouch for the SIEM)")
     creds = credentials.resolve(vault_file, vault_password_file)
     with WazuhDriver(inventory.api_url, creds, ca_file=inventory.ca_file, timeout=timeout) as siem:
         result = sync(inventory, siem, dry_run=dry_run)

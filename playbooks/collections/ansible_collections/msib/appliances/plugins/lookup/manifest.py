@@ -25,7 +25,8 @@ options:
       - The role, then what to read, then (for some) a name.
       - C(packages GROUP) a list of package names; C(directories) and C(placeholders) a list of
         C({path, mode}); C(services [running|boot]) a list of units (all, those kept running, those
-        enabled at boot only); C(dest FILE) the destination of a managed file.
+        enabled at boot only); C(dest FILE) the destination of a managed file; C(release GROUP)
+        apt's target release of a package group on this host (none when apt chooses).
     required: true
 """
 
@@ -66,10 +67,14 @@ class LookupModule(LookupBase):
             if what == "services":
                 running = {"running": True, "boot": False, None: None}.get(name)
                 return m.services_for(ctx, running=running)
+            if what == "release" and name:
+                value = m.package_release(name, ctx)
+                return [value] if value else []
             if what == "dest" and name:
                 spec = m.install_file(name, ctx)
                 return [spec.dest] if spec else []
         except MsibError as exc:
             raise AnsibleError(str(exc)) from None
         raise AnsibleError(f"msib.appliances.manifest: cannot read {what!r}"
-                           " (packages GROUP, directories, placeholders, services [running|boot], dest FILE)")
+                           " (packages GROUP, directories, placeholders, services [running|boot], dest FILE,"
+                           " release GROUP)")
