@@ -23,11 +23,12 @@ CheckRole = Literal["all", "collector", "ids_sensor", "firewall"]
 CHECKED_ROLES: tuple[str, ...] = LINUX_ROLES
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 
+ID_RE = re.compile(r"^MSIB-(HOST|COL|IDS|FW)-\d{3}$")
+
 
 def at_least(severity: str, threshold: str) -> bool:
     """Whether `severity` is `threshold` or worse (critical > high > medium > low)."""
     return SEVERITIES.index(severity) <= SEVERITIES.index(threshold)
-ID_RE = re.compile(r"^MSIB-(HOST|COL|IDS|FW)-\d{3}$")
 
 
 class CheckRunError(CheckError):

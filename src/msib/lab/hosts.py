@@ -98,8 +98,7 @@ class HostRunner:
         tmp = base.with_name(base.name + ".tmp")
         # an interrupted build leaves mmdebstrap's /proc, /sys and /dev mounts inside: mmdebstrap
         # refuses a non-empty target, so they go before the half-built tree does
-        with open("/proc/self/mounts") as f:
-            unmount(mounts_under(tmp, f.read()))
+        unmount(mounts_under(tmp))
         shutil.rmtree(tmp, ignore_errors=True)
         sources = [
             f"deb {m['main']} {release} main",
@@ -310,8 +309,7 @@ class HostRunner:
                 top.rmdir()
 
     def mounts(self, host: str | None = None) -> list[str]:
-        with open("/proc/self/mounts") as f:
-            return mounts_under(self.state_dir / "hosts" / host if host else self.state_dir / "hosts", f.read())
+        return mounts_under(self.state_dir / "hosts" / host if host else self.state_dir / "hosts")
 
     def teardown(self, hosts: list[LabHost], host: str | None = None) -> None:
         """Power hosts off (SIGTERM to nspawn), kill what is left in their cgroups, unmount them.
@@ -339,8 +337,12 @@ class HostRunner:
         unmount(self.mounts(host))
 
 
-def mounts_under(directory: Path, proc_mounts: str) -> list[str]:
-    """The mount points at or below `directory` in a /proc/self/mounts text, deepest first."""
+def mounts_under(directory: Path, proc_mounts: str | None = None) -> list[str]:
+    """The mount points at or below `directory`, deepest first, in `proc_mounts` (a /proc/self/mounts
+    text; None: the machine's now)."""
+    if proc_mounts is None:
+        with open("/proc/self/mounts") as f:
+            proc_mounts = f.read()
     top = str(directory).rstrip("/")
     out = []
     for line in proc_mounts.splitlines():
