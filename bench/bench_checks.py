@@ -20,6 +20,7 @@ from pathlib import Path
 
 from msib import checks as mc
 from msib.lab import Lab, write_synthetic_lab
+from msib.lab.siem.host import lab_role_vars
 
 REPO = Path(__file__).resolve().parents[1]
 MSIB = str(REPO / ".venv" / "bin" / "msib")
@@ -64,12 +65,14 @@ def main() -> None:
                 lab.up()
                 print(f"mchk up in {time.monotonic() - t0:.1f}s", flush=True)
                 vars_file = work / "vars.yml"
-                vars_file.write_text(f"collector_ca_file: {lab.state_dir}/pki/ca.pem\n"
-                                     f"collector_cert_dir: {lab.state_dir}/pki\n")
+                # the lab's certificates issued, as the shared lab's playbooks/vars/lab.yml names them
+                vars_file.write_text("".join(f"{k}: {v}\n" for k, v in lab_role_vars(lab).items()))
                 t0 = time.monotonic()
                 dep = subprocess.run([MSIB, "deploy", "--inventory", str(lab.inventory_dir), "--engine", "pyinfra",
                                       "--vars", str(vars_file)], capture_output=True, text=True, timeout=3600)
                 print(f"mchk deploy rc={dep.returncode} in {time.monotonic() - t0:.1f}s", flush=True)
+                if dep.returncode != 0:  # checks of hosts never deployed would time the wrong thing
+                    raise SystemExit(f"mchk deploy failed:\n{(dep.stderr or dep.stdout)[-2000:]}")
                 syn = [h.name for h in mc.load(lab.inventory_dir).of(*mc.CHECKED_ROLES)]
                 for n in sorted({5, 10, len(syn)}):
                     row = timed_check(lab.inventory_dir, vars_file, syn[:n], work / "r2", args.repeat)

@@ -40,6 +40,7 @@ from msib.lab.siem.host import lab_role_vars
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+FAILED_LOG = REPO / "bench" / "results" / "bench_deploy-failed.log"
 RUNS = ("msib pyinfra", "msib ansible", "bare pyinfra", "floor")
 #: With --before: msib's Ansible invocation before issue 18 (site.yml's three plays one after
 #: another, linear strategy), for the record of what the tuning gained.
@@ -65,10 +66,15 @@ for op in host.data.bare_ops:
 '''
 
 
-def bare_ops(a: contract.Appliance, extra: dict[str, Any], files_dir: Path) -> list[dict[str, Any]]:
-    """The stock pyinfra operations that install what `a`'s role manifest says (rendered by msib.render)."""
+def bare_ops(a: contract.Appliance, extra: dict[str, Any], files_dir: Path,
+             release: str | None) -> list[dict[str, Any]]:
+    """The stock pyinfra operations that install what `a`'s role manifest says (rendered by msib.render).
+
+    `release` is the host's Debian codename, as msib's engines read it from the host (it picks the
+    role's vars/<release>.yml: the sensor's Suricata source among them).
+    """
     host_vars = {**a.vars, **extra}
-    ctx = render.context(a.role, host_vars)
+    ctx = render.context(a.role, host_vars, release=release)
     m = manifest.load(a.role)
     ops: list[dict[str, Any]] = []
     groups = [g for g in m.packages if a.role != "firewall" or g == "base" or ctx.get("firewall_syslog_forward")]
@@ -76,14 +82,15 @@ def bare_ops(a: contract.Appliance, extra: dict[str, Any], files_dir: Path) -> l
         args: dict[str, Any] = {"packages": m.package_list(group)}
         if i == 0:
             args.update(update=True, cache_time=86400)
-        if a.role == "ids_sensor" and group == "suricata":
-            args["extra_install_args"] = f"-t {ctx['ids_sensor_release']}"
+        suite = m.package_release(group, ctx)  # as deploy/ids_sensor.py: vars/<release>.yml's suite
+        if suite:
+            args["extra_install_args"] = f"-t {suite}"
         ops.append({"op": "packages", "args": args})
     ops += [{"op": "directory", "args": {"path": d.path, "user": "root", "group": "root", "mode": d.mode}}
             for d in m.directories_for(ctx)]
     n = 0
     for role in (*m.depends, a.role):
-        rctx = ctx if role == a.role else render.context(role, host_vars)
+        rctx = ctx if role == a.role else render.context(role, host_vars, release=release)
         for f in manifest.load(role).install_files(rctx):
             spec = f.args()
             if spec.get("src"):  # a controller file (a key among them): put from where it is, never copied
@@ -107,13 +114,13 @@ def bare_ops(a: contract.Appliance, extra: dict[str, Any], files_dir: Path) -> l
 
 
 def write_bare(inv: contract.Inventory, hosts: list[contract.Appliance], extra: dict[str, Any],
-               work: Path) -> tuple[Path, Path]:
+               work: Path, releases: dict[str, str | None]) -> tuple[Path, Path]:
     """The bare deploy's inventory (connection data + each host's operations) and deploy file."""
     entries = []
     for a in hosts:
         data = a.pyinfra_data(inv.ssh)
         data = {k: v for k, v in data.items() if k.startswith(("ssh_", "_sudo"))}
-        data["bare_ops"] = bare_ops(a, extra, work / "files")
+        data["bare_ops"] = bare_ops(a, extra, work / "files", releases[a.name])
         entries.append((a.name, data))
     inventory = work / "bare_inventory.py"
     # (name, data) tuples: pyinfra ignores a group of lists, silently (exit 0, no host)
@@ -158,8 +165,12 @@ def timed(argv: list[str], cwd: Path, hosts: int = 0) -> tuple[float, int | None
     out = proc.stdout + proc.stderr
     if argv[0].endswith("/pyinfra") and ("Ignoring host group" in out or "Grand total" not in out):
         ok = False
-    if not ok:
-        print(f"  {' '.join(argv[:4])}… exit {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}", file=sys.stderr)
+    if not ok:  # the whole output kept (bench/results is git-ignored): a tail rarely says which host and why
+        FAILED_LOG.parent.mkdir(exist_ok=True)
+        with FAILED_LOG.open("a") as log:
+            log.write(f"=== {time.strftime('%F %T')} {' '.join(argv)} exit {proc.returncode}\n{out}\n")
+        print(f"  {' '.join(argv[:4])}… exit {proc.returncode}: {(proc.stderr or proc.stdout)[-600:]}\n"
+              f"  (whole output in {FAILED_LOG})", file=sys.stderr)
     return seconds, changes, ok
 
 
@@ -170,7 +181,8 @@ def bench_lab(lab: Lab, label: str, rounds: int, fresh: bool, work: Path, before
     vars_file.write_text(yaml.safe_dump(extra))
     inv = contract.load(lab.inventory_dir)
     hosts = list(inv.of(*DEPLOY_ROLES))
-    bare_inv, bare_deploy = write_bare(inv, hosts, extra, work / label)
+    releases = {h.name: lab.host(h.name).release for h in hosts}
+    bare_inv, bare_deploy = write_bare(inv, hosts, extra, work / label, releases)
     cmds = commands(lab.inventory_dir, vars_file, bare_inv, bare_deploy, hosts)
     runs = (*RUNS, BEFORE) if before else RUNS
     rows: list[dict[str, Any]] = []

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inventory_helpers import host_vars
+from inventory_helpers import host_vars, hosts_model, lab_plan
 from msib import checks, render
 from msib.engines import guards
 from msib.errors import InputError
@@ -163,6 +163,21 @@ def test_plain_tls_transport_renders_an_omfwd_action_with_x509_name() -> None:
     text = render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
     assert 'type="omfwd"' in text and 'StreamDriverAuthMode="x509/name"' in text
     assert 'StreamDriverPermittedPeers="siem.lab.msib"' in text and 'port="6514"' in text
+
+
+def test_a_site_plan_without_peer_name_renders_the_collector_checking_the_siem_host_name() -> None:
+    # peer_name is optional in the site plan and the inventory leaves a None out; StrictUndefined
+    # made every collector of such a site fail to render (found by a synthetic lab of bench_deploy)
+    plan = lab_plan()
+    plan = plan.model_copy(update={"siem": plan.siem.model_copy(
+        update={"syslog": plan.siem.syslog.model_copy(update={"peer_name": None})})})
+    model = hosts_model(plan)["all"]
+    assert "peer_name" not in model["vars"]["msib_siem"]["syslog"]
+    hv = {**model["vars"], **model["children"]["collector"]["hosts"]["col-int-1"],
+          "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
+    text = render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
+    host = plan.siem.syslog.host
+    assert f'target="{host}"' in text and f'tls.permittedPeer=["{host}"]' in text
 
 
 def test_suricata_home_net_is_the_circuit() -> None:
