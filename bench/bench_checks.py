@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from msib import checks as mc
 from msib.lab import Lab, write_synthetic_lab
@@ -26,19 +28,43 @@ REPO = Path(__file__).resolve().parents[1]
 MSIB = str(REPO / ".venv" / "bin" / "msib")
 
 
-def timed_check(inventory: Path, vars_file: Path, hosts: list[str], report: Path, repeat: int) -> dict[str, object]:
-    times = []
-    summary: dict[str, object] = {}
+def hosts_cpu_s(lab_name: str) -> float:
+    """CPU seconds used so far by every process of the lab's hosts (sshd, sudo, the checks' commands):
+    the lab's cgroup in the unified hierarchy (msib.lab puts each host there)."""
+    for root in (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup")):
+        stat = root / f"msib-lab-{lab_name}" / "cpu.stat"
+        if stat.exists():
+            return int(stat.read_text().split("usage_usec ")[1].split()[0]) / 1e6
+    return float("nan")
+
+
+def controller_cpu_s() -> float:
+    """CPU seconds of this process's finished children (msib check, its pytest processes, ssh)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed_check(inventory: Path, vars_file: Path, hosts: list[str], report: Path, repeat: int,
+                lab_name: str) -> dict[str, Any]:
+    """Median wall time of `repeat` runs, and where the CPU went: on the controller and on the hosts.
+
+    On this machine both share the same 2 cores, so wall time >= (controller + hosts CPU) / cores.
+    """
+    times, ctl, hst = [], [], []
+    summary: dict[str, Any] = {}
     for _ in range(repeat):
         argv = [MSIB, "check", "--inventory", str(inventory), "--vars", str(vars_file), "--report", str(report),
                 "--json", *[w for h in hosts for w in ("--limit", h)]]
-        t0 = time.monotonic()
+        c0, h0, t0 = controller_cpu_s(), hosts_cpu_s(lab_name), time.monotonic()
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
         times.append(time.monotonic() - t0)
+        ctl.append(controller_cpu_s() - c0)
+        hst.append(hosts_cpu_s(lab_name) - h0)
         summary = json.loads(proc.stdout)
     return {"hosts": len(hosts), "checks": int(summary["passed"]) + int(summary["failed"]) + int(summary["errors"]),
             "passed": summary["passed"], "failed": summary["failed"], "errors": summary["errors"],
-            "seconds": round(statistics.median(times), 2), "runs": [round(t, 2) for t in times]}
+            "seconds": round(statistics.median(times), 2), "runs": [round(t, 2) for t in times],
+            "controller_cpu_s": round(statistics.median(ctl), 2), "hosts_cpu_s": round(statistics.median(hst), 2)}
 
 
 def main() -> None:
@@ -47,13 +73,13 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-synthetic", action="store_true")
     args = ap.parse_args()
-    rows: list[dict[str, object]] = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="msib-bench-checks-") as tmp:
         work = Path(tmp)
         shared = Path("/var/lib/msib-lab/inventory")
         names = [h.name for h in mc.load(shared).of(*mc.CHECKED_ROLES)]
         for n in (1, 3, len(names)):
-            row = timed_check(shared, REPO / "playbooks/vars/lab.yml", names[:n], work / "r", args.repeat)
+            row = timed_check(shared, REPO / "playbooks/vars/lab.yml", names[:n], work / "r", args.repeat, "msib")
             rows.append({"lab": "shared", **row})
             print(rows[-1], flush=True)
         if not args.skip_synthetic:
@@ -75,15 +101,17 @@ def main() -> None:
                     raise SystemExit(f"mchk deploy failed:\n{(dep.stderr or dep.stdout)[-2000:]}")
                 syn = [h.name for h in mc.load(lab.inventory_dir).of(*mc.CHECKED_ROLES)]
                 for n in sorted({5, 10, len(syn)}):
-                    row = timed_check(lab.inventory_dir, vars_file, syn[:n], work / "r2", args.repeat)
+                    row = timed_check(lab.inventory_dir, vars_file, syn[:n], work / "r2", args.repeat, "mchk")
                     rows.append({"lab": "mchk", **row})
                     print(rows[-1], flush=True)
             finally:
                 lab.down()
-    print(f"\n{'lab':<8}{'hosts':>6}{'checks':>8}{'failed':>8}{'errors':>8}{'seconds':>9}{'s/host':>8}")
+    print(f"\n{'lab':<8}{'hosts':>6}{'checks':>8}{'failed':>8}{'errors':>8}{'seconds':>9}{'s/host':>8}"
+          f"{'ctl CPU s':>10}{'hosts CPU s':>12}")
     for r in rows:
         print(f"{r['lab']:<8}{r['hosts']:>6}{r['checks']:>8}{r['failed']:>8}{r['errors']:>8}{r['seconds']:>9}"
-              f"{float(r['seconds']) / int(r['hosts']):>8.2f}")  # type: ignore[arg-type]
+              f"{float(r['seconds']) / int(r['hosts']):>8.2f}"
+              f"{r['controller_cpu_s']:>10}{r['hosts_cpu_s']:>12}")
     out = REPO / "bench" / "results" / "bench_checks.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=2) + "\n")
