@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from inventory_helpers import write_inventory
 from msib import checks as mc
 from msib.errors import InputError
 
@@ -136,6 +138,39 @@ def test_hosts_are_dealt_into_at_most_n_batches_each_once_in_inventory_order() -
     assert all(b == sorted(b) for b in got) and {len(b) for b in got} == {5}
     assert mc.runner.batches(hosts[:3], 8) == [["h00"], ["h01"], ["h02"]]  # never an empty batch
     assert mc.runner.batches(hosts[:3], 0) == [hosts[:3]]
+
+
+def test_the_checks_pytest_loads_testinfra_and_no_other_installed_plugin(tmp_path: Path) -> None:
+    # a plugin installed beside msib (entry point pytest11) must not run inside the checks: it could
+    # change what a check does or reports (and its import is start-up time in every process)
+    site = tmp_path / "site"
+    (site / "stray_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "stray_plugin-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: stray-plugin\nVersion: 1.0\n")
+    (site / "stray_plugin-1.0.dist-info" / "entry_points.txt").write_text("[pytest11]\nstray = stray_plugin\n")
+    (site / "stray_plugin.py").write_text("def pytest_configure(config):\n    print('STRAY PLUGIN LOADED')\n")
+    (tmp_path / "known_hosts").write_text("")
+    inv = write_inventory(tmp_path / "inventory", known_hosts=tmp_path / "known_hosts")
+    (tmp_path / "ssh_config").write_text("")
+    hosts = [mc.load(inv).appliance("col-int-1")]
+    argv = [*mc.runner._pytest_argv(hosts, tmp_path / "ssh_config", inv, []), "--collect-only", "-q"]
+    i = argv.index("no:terminal")
+    del argv[i - 1:i + 1]  # the terminal back, to see what was collected
+
+    def collect(env: dict[str, str], argv: list[str] = argv) -> str:
+        env = {**env, "PYTHONPATH": str(site)}
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout + proc.stderr
+
+    hermetic = collect(mc.runner._pytest_env())
+    assert "STRAY PLUGIN LOADED" not in hermetic
+    assert "test_common.py::test_ssh_keys_only[ssh://col-int-1]" in hermetic  # testinfra did parametrize
+    # as before (plugins autoloaded, testinfra among them) the stray plugin is loaded: the test sees it
+    i = argv.index("testinfra.plugin")
+    autoloaded = collect({k: v for k, v in mc.runner._pytest_env().items() if k != "PYTEST_DISABLE_PLUGIN_AUTOLOAD"},
+                         argv[:i - 1] + argv[i + 1:])
+    assert "STRAY PLUGIN LOADED" in autoloaded
 
 
 def _run_of(*results: tuple[str, str, str]) -> Any:

@@ -170,9 +170,19 @@ def _pytest_argv(batch: Sequence[Appliance], ssh_config: Path, inventory: Path,
                  vars_files: Sequence[Path]) -> list[str]:
     cdir = checks_dir()
     return [sys.executable, "-m", "pytest", "-c", str(cdir / "pytest.ini"), "--rootdir", str(cdir),
-            "-p", "no:cacheprovider", "-p", "no:terminal", str(cdir),
+            "-p", "testinfra.plugin", "-p", "no:cacheprovider", "-p", "no:terminal", str(cdir),
             "--hosts=" + ",".join(f"ssh://{h.name}" for h in batch), f"--ssh-config={ssh_config}", "--sudo",
             f"--msib-inventory={inventory}", *[f"--msib-vars={Path(f).resolve()}" for f in vars_files]]
+
+
+def _pytest_env() -> dict[str, str]:
+    """The environment of a checks' pytest process: no plugin but testinfra (named in the argv).
+
+    Whatever else is installed beside msib (xdist, benchmark, a site's own plugins) is neither
+    imported nor allowed to change how a check runs or what it reports; not importing them also
+    saves each process their start-up.
+    """
+    return {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
 
 
 def batches(hosts: Sequence[Appliance], processes: int) -> list[list[Appliance]]:
@@ -218,7 +228,7 @@ def _check_batch(batch: Sequence[Appliance], inv: Inventory, vars_files: Sequenc
     if not ready:
         return got
     argv = _pytest_argv(ready, ssh_config, inv.directory, vars_files)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = _pytest_env()
     ran: list[CheckResult] = []
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                           stdin=subprocess.DEVNULL, cwd=str(workdir)) as proc:
