@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from msib import checks as mc
 from msib.lab import Lab, write_synthetic_lab
 from msib.lab.siem.host import lab_role_vars
@@ -105,7 +107,7 @@ def main() -> None:
                 print(f"mchk up in {time.monotonic() - t0:.1f}s", flush=True)
                 vars_file = work / "vars.yml"
                 # the lab's certificates issued, as the shared lab's playbooks/vars/lab.yml names them
-                vars_file.write_text("".join(f"{k}: {v}\n" for k, v in lab_role_vars(lab).items()))
+                vars_file.write_text(yaml.safe_dump(dict(lab_role_vars(lab))))
                 t0 = time.monotonic()
                 dep = subprocess.run([MSIB, "deploy", "--inventory", str(lab.inventory_dir), "--engine", "pyinfra",
                                       "--vars", str(vars_file)], capture_output=True, text=True, timeout=3600)

@@ -23,9 +23,10 @@ def hosts_model(plan: SitePlan | None = None, **ssh: Any) -> dict[str, Any]:
     return inventory_model(plan or lab_plan(), None, ssh=SshSettings(**ssh))
 
 
-def host_vars(name: str, role: str, **extra: Any) -> dict[str, Any]:
-    """Every variable one appliance of the lab's hosts.yml has (all vars, then its host vars), plus `extra`."""
-    inv = hosts_model()["all"]
+def host_vars(name: str, role: str, plan: SitePlan | None = None, **extra: Any) -> dict[str, Any]:
+    """Every variable one appliance of `plan`'s hosts.yml has (the lab's by default; all vars, then its
+    host vars), plus `extra`."""
+    inv = hosts_model(plan)["all"]
     return {**inv["vars"], **inv["children"][role]["hosts"][name], **extra}
 
 

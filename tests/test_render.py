@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from inventory_helpers import host_vars, hosts_model, lab_plan
+from inventory_helpers import host_vars, lab_plan
 from msib import checks, render
 from msib.engines import guards
 from msib.errors import InputError
@@ -171,10 +171,8 @@ def test_a_site_plan_without_peer_name_renders_the_collector_checking_the_siem_h
     plan = lab_plan()
     plan = plan.model_copy(update={"siem": plan.siem.model_copy(
         update={"syslog": plan.siem.syslog.model_copy(update={"peer_name": None})})})
-    model = hosts_model(plan)["all"]
-    assert "peer_name" not in model["vars"]["msib_siem"]["syslog"]
-    hv = {**model["vars"], **model["children"]["collector"]["hosts"]["col-int-1"],
-          "collector_ca_file": "/tmp/ca.pem", "collector_cert_dir": "/tmp/pki"}
+    hv = host_vars("col-int-1", "collector", plan, collector_ca_file="/tmp/ca.pem", collector_cert_dir="/tmp/pki")
+    assert "peer_name" not in hv["msib_siem"]["syslog"]
     text = render.render("collector", "rsyslog.conf.j2", render.context("collector", hv))
     host = plan.siem.syslog.host
     assert f'target="{host}"' in text and f'tls.permittedPeer=["{host}"]' in text
